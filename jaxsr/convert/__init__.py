@@ -1,0 +1,102 @@
+"""Weight conversion between PyTorch / ncnn Real-ESRGAN files and jaxsr model directories.
+
+`convert()` reads an official `.pth` (generator, discriminator or torchvision VGG19) or an ncnn
+`.param`/`.bin` pair, validates it against the Flax network and writes a self-describing model
+directory (see `jaxsr.checkpoint`). `export_torch()` goes back to a `.pth` the official PyTorch code
+loads with `strict=True`. torch is imported lazily, only for `.pth` files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from jaxsr import checkpoint
+from jaxsr.convert import layouts, ncnn
+from jaxsr.convert.torch_files import TorchFileError, read_state_dict, write_state_dict
+
+KINDS = ("generator", "discriminator", "vgg19")
+# How each kind is wrapped in the official files (generators: EMA weights; torchvision: bare).
+EXPORT_WRAPPER_KEY = {"generator": "params_ema", "discriminator": "params", "vgg19": None}
+NCNN_SUFFIXES = (".param", ".bin")
+
+
+class ConversionError(Exception):
+  """Conversion failed; the message is a complete, user-facing explanation."""
+
+
+def _sha256(path: Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def default_output(src: str | Path) -> Path:
+  """`RealESRGAN_x4plus.pth` -> `./RealESRGAN_x4plus` (a model directory in the working dir)."""
+  return Path(Path(src).name).with_suffix("")
+
+
+def _read_source(src: Path, key: str | None):
+  if src.suffix.lower() in NCNN_SUFFIXES:
+    param = src.with_suffix(".param")
+    try:
+      state = ncnn.read_rrdbnet(param, src.with_suffix(".bin"))
+    except (ncnn.NcnnError, OSError) as e:
+      raise ConversionError(str(e)) from None
+    source = {"file": param.name, "format": "ncnn", "sha256": _sha256(param),
+              "bin_sha256": _sha256(src.with_suffix(".bin"))}
+    return state, source
+  try:
+    state, info = read_state_dict(src, key)
+  except TorchFileError as e:
+    raise ConversionError(str(e)) from None
+  return state, {"file": src.name, "format": "pth", "sha256": _sha256(src), "key": info["key"]}
+
+
+def convert(src: str | Path, out: str | Path | None = None, *, kind: str = "auto",
+            key: str | None = None, overwrite: bool = False) -> Path:
+  """Converts weights at `src` into a model directory at `out`; returns its path."""
+  src = Path(src)
+  if kind != "auto" and kind not in KINDS:
+    raise ConversionError(f"--kind must be auto or one of {KINDS}, got {kind!r}")
+  if not src.exists():
+    raise ConversionError(f"{src} does not exist")
+  out = Path(out) if out else default_output(src)
+  if out.exists() and not overwrite:
+    raise ConversionError(f"{out} already exists; choose another -o or pass --force to replace it")
+
+  state, source = _read_source(src, key)
+  detected = layouts.detect_kind(state)
+  if kind == "auto":
+    if detected is None:
+      raise ConversionError(
+          f"{src} does not look like a Real-ESRGAN generator, discriminator or torchvision VGG19: "
+          f"its weights are {layouts.describe_keys(state)}. If it is one of them under other "
+          "names, pass --kind; if the weights sit under a wrapper key, pass --key.")
+    kind = detected
+  elif detected is not None and detected != kind:
+    raise ConversionError(
+        f"{src} holds a {detected} (weights {layouts.describe_keys(state, 3)}), not a {kind}. "
+        f"Use --kind {detected} (or --kind auto) to convert it as what it is.")
+
+  try:
+    variables, arch = layouts.FROM_TORCH[kind](state)
+  except layouts.LayoutError as e:
+    raise ConversionError(f"{src}: {e}") from None
+  metadata = checkpoint.ModelMetadata(kind=kind, arch=arch, source=source)
+  return checkpoint.save(out, variables, metadata, overwrite=overwrite)
+
+
+def export_torch(model_dir: str | Path, out: str | Path) -> Path:
+  """Writes a model directory back out as an official-layout `.pth`."""
+  try:
+    variables, metadata = checkpoint.load(model_dir)
+  except checkpoint.CheckpointError as e:
+    raise ConversionError(str(e)) from None
+  state = layouts.TO_TORCH[metadata.kind](variables)
+  try:
+    return write_state_dict(out, state, EXPORT_WRAPPER_KEY[metadata.kind])
+  except TorchFileError as e:
+    raise ConversionError(str(e)) from None

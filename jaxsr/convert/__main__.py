@@ -1,0 +1,53 @@
+"""python -m jaxsr.convert: PyTorch/ncnn Real-ESRGAN weights <-> jaxsr model directories.
+
+  python -m jaxsr.convert RealESRGAN_x4plus.pth                  # -> ./RealESRGAN_x4plus/
+  python -m jaxsr.convert RealESRGAN_x4plus_netD.pth -o netD     # kind detected from the keys
+  python -m jaxsr.convert vgg19-dcbb9e9d.pth -o vgg19
+  python -m jaxsr.convert REALESRGAN_X4PLUS_UP4X.param -o x4plus # ncnn (fp16 or fp32)
+  python -m jaxsr.convert --to-torch finetuned/ -o finetuned.pth # back to PyTorch
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxsr import convert as convert_lib
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m jaxsr.convert", description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("src", nargs="?", help=".pth file, or ncnn .param/.bin")
+  parser.add_argument("-o", "--output", help="output model directory (or .pth with --to-torch)")
+  parser.add_argument("--kind", default="auto", choices=("auto",) + convert_lib.KINDS)
+  parser.add_argument("--key", help="wrapper key inside the .pth (default: params_ema, then params)")
+  parser.add_argument("--to-torch", metavar="MODEL_DIR", help="export a model directory to .pth")
+  parser.add_argument("--force", action="store_true", help="replace an existing output")
+  args = parser.parse_args(argv)
+
+  try:
+    if args.to_torch:
+      if args.src or not args.output:
+        parser.error("--to-torch MODEL_DIR takes no SRC and needs -o OUT.pth")
+      path = convert_lib.export_torch(args.to_torch, args.output)
+      print(f"wrote {path}")
+      return 0
+    if not args.src:
+      parser.error("SRC is required (or use --to-torch)")
+    path = convert_lib.convert(args.src, args.output, kind=args.kind, key=args.key,
+                               overwrite=args.force)
+  except convert_lib.ConversionError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  from jaxsr import checkpoint  # Only to report what was written.
+
+  meta = checkpoint.load_metadata(path)
+  arch = ", ".join(f"{k}={v}" for k, v in sorted(meta.arch.items()) if k != "layers")
+  print(f"wrote {meta.kind} ({arch}) to {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
