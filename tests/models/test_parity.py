@@ -1,0 +1,120 @@
+"""Flax networks vs the PyTorch reference networks on the same random weights (fp32)."""
+
+import copy
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from convert import torch_networks as tn
+from jaxsr.convert import layouts
+from jaxsr.models import SPECTRAL_COLLECTION, RRDBNet, UNetDiscriminatorSN, VGG19Features
+
+TOL = 1e-4
+
+
+def numpy_state(module):
+  return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def nhwc(t):
+  return jnp.asarray(t.detach().numpy().transpose(0, 2, 3, 1))
+
+
+def to_nchw(a):
+  return np.asarray(a, np.float32).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("scale", [4, 2, 1])
+def test_generator_matches_pytorch(scale):
+  torch.manual_seed(scale)
+  net = tn.RRDBNet(scale=scale, num_block=2).eval()
+  variables, arch = layouts.generator_from_torch(numpy_state(net))
+  assert arch == dict(scale=scale, num_feat=64, num_block=2, num_grow_ch=32, num_out_ch=3)
+  x = torch.rand(2, 3, 16, 24)
+  with torch.no_grad():
+    expected = net(x).numpy()
+  out = to_nchw(RRDBNet(**arch).apply(variables, nhwc(x)))
+  assert out.shape == (2, 3, 16 * scale, 24 * scale)
+  np.testing.assert_allclose(out, expected, atol=TOL, rtol=0)
+
+
+def test_discriminator_train_mode_matches_pytorch_over_two_steps():
+  torch.manual_seed(0)
+  net = tn.UNetDiscriminatorSN().train()
+  variables, arch = layouts.discriminator_from_torch(numpy_state(net))
+  module = UNetDiscriminatorSN(**arch)
+  for step in range(2):  # The second step starts from the u, v the first one stored.
+    x = torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+      expected = net(x).numpy()
+    out, updates = module.apply(variables, nhwc(x), train=True, mutable=[SPECTRAL_COLLECTION])
+    np.testing.assert_allclose(to_nchw(out), expected, atol=TOL, rtol=0)
+    torch_state = numpy_state(net)
+    for name in [f"conv{i}" for i in range(1, 9)]:
+      np.testing.assert_allclose(updates[SPECTRAL_COLLECTION][name]["u"],
+                                 torch_state[f"{name}.weight_u"], atol=1e-5, err_msg=f"{step} {name}")
+      np.testing.assert_allclose(updates[SPECTRAL_COLLECTION][name]["v"],
+                                 torch_state[f"{name}.weight_v"], atol=1e-5, err_msg=f"{step} {name}")
+    variables = {**variables, **updates}
+
+
+def test_discriminator_eval_mode_uses_stored_vectors():
+  torch.manual_seed(1)
+  net = tn.UNetDiscriminatorSN().train()
+  with torch.no_grad():  # One power iteration: sensible u, v that another iteration still moves.
+    net(torch.rand(1, 3, 16, 16))
+  state = numpy_state(net)
+  net.eval()
+  variables, arch = layouts.discriminator_from_torch(state)
+  x = torch.rand(1, 3, 24, 24)
+  with torch.no_grad():
+    expected = net(x).numpy()
+  out = UNetDiscriminatorSN(**arch).apply(variables, nhwc(x), train=False)
+  np.testing.assert_allclose(to_nchw(out), expected, atol=TOL, rtol=0)
+  # Eval mode must not have iterated (torch leaves its buffers alone too).
+  np.testing.assert_array_equal(numpy_state(net)["conv1.weight_u"], state["conv1.weight_u"])
+  trained = copy.deepcopy(net).train()
+  with torch.no_grad():
+    iterated = trained(x).numpy()
+  assert np.abs(iterated - expected).max() > 100 * TOL, "test would not tell eval from train mode"
+
+
+def test_vgg19_taps_match_torchvision_layout():
+  torch.manual_seed(2)
+  net = tn.VGG19()
+  # Give the deep layers the spread of real VGG weights, so their taps are not tiny numbers.
+  with torch.no_grad():
+    for layer in net.features:
+      if isinstance(layer, torch.nn.Conv2d):
+        torch.nn.init.kaiming_normal_(layer.weight)
+  variables, _ = layouts.vgg19_from_torch(numpy_state(net))
+  x = torch.rand(1, 3, 48, 48)
+  indices = {"conv1_2": 2, "conv2_2": 7, "conv3_4": 16, "conv4_4": 25, "conv5_4": 34}
+  with torch.no_grad():
+    expected = net.taps(x, list(indices.values()))
+  taps = VGG19Features().apply(variables, nhwc(x))
+  assert set(taps) == set(indices)
+  for name, index in indices.items():
+    ref = expected[index].numpy()
+    got = to_nchw(taps[name])
+    scale = np.abs(ref).max()
+    assert scale > 0.1, name
+    np.testing.assert_allclose(got, ref, atol=TOL * max(1.0, scale), rtol=0, err_msg=name)
+
+
+def test_bf16_compute_keeps_fp32_params_and_stays_close():
+  torch.manual_seed(3)
+  net = tn.RRDBNet(scale=4, num_block=1).eval()
+  variables, arch = layouts.generator_from_torch(numpy_state(net))
+  x = torch.rand(1, 3, 12, 12)
+  with torch.no_grad():
+    expected = net(x).numpy()
+  module = RRDBNet(**arch, dtype=jnp.bfloat16)
+  out = module.apply(variables, nhwc(x))
+  assert out.dtype == jnp.bfloat16
+  params = module.init(__import__("jax").random.key(0), nhwc(x))["params"]
+  assert params["conv_first"]["kernel"].dtype == jnp.float32
+  # bf16 has an 8-bit mantissa: ~1e-2 relative error through a residual network is expected.
+  assert np.abs(to_nchw(out) - expected).max() < 5e-2
