@@ -1,0 +1,6 @@
+"""Evaluation of super-resolution models under the paper's protocols.
+
+`protocols` turns a test image into a (GT, LR) pair, `metrics` and `lpips` score an SR output
+against GT, `report` writes CSV / JSON / Markdown, `figures` draws comparison figures, `sources`
+reads offline test images, and `run.evaluate` ties them together for any `upscale(lr, scale)`.
+"""
