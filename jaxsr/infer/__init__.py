@@ -1,0 +1,1 @@
+"""Inference: image I/O, tiling and the Upscaler."""
