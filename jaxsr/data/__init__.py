@@ -1,0 +1,11 @@
+"""Ground-truth images for training and testing: dataset builders, sources, the input pipeline.
+
+  decode.py          files -> uint8/uint16 arrays, keeping 16-bit precision
+  builders/          TFDS builders for STARE, Shenzhen, DRIVE, NIH ChestX-ray14 (manual_dir)
+  source.py          the random-access `ImageSource` interface; `open_source`
+  folder.py          a folder of the user's own images as a source
+  tfds_source.py     a prepared TFDS split as a source
+  window.py          random 400x400 GT windows with reflect-101 padding (TF)
+  subimages.py       offline sub-image extraction (library + CLI)
+  input_pipeline.py  per-host, deterministic, resumable (lq, gt, gt_usm) batches
+"""
