@@ -1,0 +1,95 @@
+"""The evaluation driver: protocol -> every model (+ the bicubic baseline) -> metrics -> files.
+
+A model is any callable `upscale(lr, scale) -> sr`, with `lr` an HxWx3 float32 image in [0, 1] and
+`sr` its (scale*H)x(scale*W)x3 upscaling; nothing here knows about networks or checkpoints.
+
+`evaluate` writes into `out_dir`:
+  per_image.csv    one row per (image, model): every metric and the model's seconds
+  summary.json     protocol options, per-model mean/std, paired differences with bootstrap CIs
+  summary.md       the same as Markdown tables
+  comparison.png   LR | models | GT with magnified regions, for the first few images
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Iterable, Mapping, Optional
+
+import ml_collections
+import numpy as np
+import tqdm
+
+from jaxsr.evaluate import figures, metrics, protocols, report
+
+Upscaler = Callable[[np.ndarray, int], np.ndarray]
+
+
+def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upscaler],
+             protocol: ml_collections.ConfigDict, out_dir: str,
+             regions: Optional[Mapping[str, figures.Region]] = None,
+             progress: bool = True) -> dict:
+  """Evaluates `models` on `images` under `protocol`; writes the result files; returns the summary.
+
+  Args:
+    images: (name, HxW[x3] float image in [0, 1]) pairs, e.g. from `sources`; names must be unique.
+    models: name -> upscale(lr, scale). The baseline (`protocol.baseline`, PIL bicubic) is added
+      as the first model; a model may not take its name.
+    protocol: from `protocols.get_protocol`; recorded in every result file.
+    out_dir: folder for the result files (created).
+    regions: optional image name -> (top, left, size) of the figure's magnified region in GT
+      pixels; other images get an automatically picked one.
+    progress: show a tqdm progress bar.
+
+  Returns:
+    The summary written to summary.json (see `report.summarize`).
+  """
+  if protocol.baseline in models:
+    raise ValueError(f"{protocol.baseline!r} is the built-in baseline; rename that model")
+  all_models = {protocol.baseline: protocols.bicubic_upscale, **models}
+  suite = metrics.ImageMetrics(protocol.metrics)
+  scale = protocol.scale
+  os.makedirs(out_dir, exist_ok=True)
+
+  rows, figure_rows, seen = [], [], set()
+  for name, image in tqdm.tqdm(images, desc=f"evaluate {protocol.name}", unit="image",
+                               disable=not progress):
+    if name in seen:
+      raise ValueError(f"Duplicate image name {name!r}")
+    seen.add(name)
+    gt, lr = protocols.make_pair(image, protocol)
+    score = suite.against(gt)
+    outputs, captions = {}, {}
+    for model_name, upscale in all_models.items():
+      start = time.perf_counter()
+      sr = np.asarray(upscale(lr, scale), np.float32)
+      seconds = time.perf_counter() - start
+      if sr.shape != gt.shape:
+        raise ValueError(f"Model {model_name!r} returned {sr.shape} for LR {lr.shape} at x{scale}; "
+                         f"GT is {gt.shape}")
+      # What a saved 8-bit output would hold; otherwise only clipped to the valid range.
+      sr = protocols.quantize_8bit(sr) if protocol.quantize_8bit else np.clip(sr, 0.0, 1.0)
+      values = score(sr)
+      rows.append({"image": name, "model": model_name, **values, "seconds": seconds})
+      if len(figure_rows) < protocol.report.figure_images:
+        outputs[model_name] = sr
+        captions[model_name] = f"{values['psnr']:.2f} dB / {values['ssim']:.4f}"
+    if len(figure_rows) < protocol.report.figure_images:
+      figure_rows.append(figures.ComparisonRow(
+          name=name, lr=lr, outputs=outputs, gt=gt, region=(regions or {}).get(name),
+          captions=captions))
+
+  if not rows:
+    raise ValueError("No images to evaluate")
+  extra = {}
+  if figure_rows:
+    used = figures.comparison_figure(
+        figure_rows, os.path.join(out_dir, "comparison.png"), scale,
+        inset_size=protocol.report.inset_size, dark_threshold=protocol.report.dark_threshold)
+    extra["figure"] = {"file": "comparison.png",
+                       "regions": {row.name: list(region)
+                                   for row, region in zip(figure_rows, used)}}
+  return report.write_reports(
+      rows, suite.names, protocols.protocol_summary(protocol), out_dir,
+      n_bootstrap=protocol.report.n_bootstrap, seed=protocol.report.seed,
+      protocol_line=protocols.describe(protocol), extra=extra)

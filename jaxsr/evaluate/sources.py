@@ -1,0 +1,107 @@
+"""Test images for an offline evaluation, as `(name, HxWx3 float32 in [0, 1])` pairs.
+
+* `skimage_images`: the fundus photographs that scikit-image ships in its wheel (`retina.jpg`,
+  1411x1411 RGB; `microaneurysms.png`, 102x102 gray), read from the package folder directly, so no
+  download helper can be triggered.
+* `dicom_images`: pydicom-data's computed radiographs (`RG1_UNCR.dcm`, `RG3_UNCR.dcm`), found with
+  `pydicom.data.get_testdata_file(..., download=False)`.
+* `folder_images`: every PNG / JPEG / TIFF / BMP / PPM / DICOM file of a folder, sorted by name.
+
+Gray images are repeated to three channels (the networks are RGB); 16-bit files are divided by
+65535, 8-bit ones by 255.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+SKIMAGE_FUNDUS = ("retina.jpg", "microaneurysms.png")
+PYDICOM_RADIOGRAPHS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
+DICOM_EXTENSIONS = (".dcm", ".dicom")
+
+
+def _gray_to_rgb(image: np.ndarray) -> np.ndarray:
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.shape[-1] == 1:
+    image = np.repeat(image, 3, axis=-1)
+  return np.ascontiguousarray(image[..., :3], dtype=np.float32)
+
+
+def read_image(path: str) -> np.ndarray:
+  """A PNG / JPEG / TIFF / ... file as HxWx3 float32 in [0, 1] (alpha dropped, gray repeated)."""
+  if path.lower().endswith(DICOM_EXTENSIONS):
+    return read_dicom(path)
+  with Image.open(path) as image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+      # 16-bit gray ('I' is how PIL opens many 16-bit PNGs): keep the full depth.
+      array = np.asarray(image, dtype=np.float64) / 65535.0
+    elif image.mode == "F":
+      array = np.asarray(image, dtype=np.float64)
+    else:
+      array = np.asarray(image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode),
+                         dtype=np.float64) / 255.0
+  return _gray_to_rgb(np.clip(array, 0.0, 1.0))
+
+
+def read_dicom(path: str) -> np.ndarray:
+  """A single-frame gray DICOM image as HxWx3 float32 in [0, 1].
+
+  The stored values go through the modality LUT (rescale slope/intercept or a LUT sequence), are
+  min-max normalised over the image, and MONOCHROME1 images (where high values are dark) are
+  inverted so that, as in MONOCHROME2, bright means dense tissue. No VOI window is applied: the
+  whole recorded range is kept.
+  """
+  import pydicom
+  from pydicom.pixels import apply_modality_lut
+
+  dataset = pydicom.dcmread(path)
+  values = apply_modality_lut(dataset.pixel_array, dataset).astype(np.float64)
+  if values.ndim != 2:
+    raise ValueError(f"{path}: expected one gray frame, got pixel data of shape {values.shape}")
+  low, high = values.min(), values.max()
+  values = (values - low) / (high - low) if high > low else np.zeros_like(values)
+  if dataset.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+    values = 1.0 - values
+  return _gray_to_rgb(values)
+
+
+def skimage_images(names: Sequence[str] = SKIMAGE_FUNDUS) -> Iterator[tuple[str, np.ndarray]]:
+  """The fundus images bundled with scikit-image (no network: files of the installed wheel)."""
+  try:
+    import skimage.data
+  except ImportError as e:
+    raise ImportError("The bundled fundus images need scikit-image (pip install scikit-image)") from e
+  folder = os.path.dirname(skimage.data.__file__)
+  for name in names:
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{name} is not in this scikit-image install ({folder})")
+    yield os.path.splitext(name)[0], read_image(path)
+
+
+def dicom_images(names: Sequence[str] = PYDICOM_RADIOGRAPHS) -> Iterator[tuple[str, np.ndarray]]:
+  """pydicom-data's radiographs (pip install pydicom-data), never downloaded."""
+  from pydicom.data import get_testdata_file
+
+  for name in names:
+    path = get_testdata_file(name, download=False)
+    if path is None:
+      raise FileNotFoundError(
+          f"{name} is not installed; it ships in the pydicom-data package (pip install pydicom-data)")
+    yield os.path.splitext(name)[0], read_dicom(path)
+
+
+def folder_images(folder: str, limit: Optional[int] = None) -> Iterator[tuple[str, np.ndarray]]:
+  """Every image file of `folder` (not recursive), sorted by name; at most `limit` of them."""
+  extensions = IMAGE_EXTENSIONS + DICOM_EXTENSIONS
+  names = sorted(name for name in os.listdir(folder) if name.lower().endswith(extensions))
+  if not names:
+    raise FileNotFoundError(f"No image files ({', '.join(extensions)}) in {folder}")
+  for name in names[:limit]:
+    yield os.path.splitext(name)[0], read_image(os.path.join(folder, name))
