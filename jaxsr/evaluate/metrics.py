@@ -14,7 +14,8 @@ All functions take HxWxC float images in [0, 1] (NumPy or JAX arrays) and return
 * LPIPS lives in `lpips.py`; `ImageMetrics` gathers everything a protocol asks for.
 
 The filters for HFEN and gradients are separable correlations in JAX with the border mode that
-scipy.ndimage calls 'reflect' (half-sample symmetric), so they agree with scipy to float32 precision.
+scipy.ndimage calls 'reflect' (half-sample symmetric), so they agree with scipy to float32
+precision.
 """
 
 from __future__ import annotations
@@ -74,7 +75,6 @@ def ssim(sr, gt, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) 
   """Mean SSIM with a Gaussian window (valid region, channels averaged)."""
   sr, gt = _check_pair(sr, gt)
   return float(_ssim(sr, gt, max_val=data_range, filter_size=window, filter_sigma=sigma))
-
 
 
 def _check_pair(sr, gt):

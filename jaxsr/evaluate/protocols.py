@@ -35,6 +35,9 @@ _PIL_FILTERS = {
     "bilinear": Image.Resampling.BILINEAR,
     "nearest": Image.Resampling.NEAREST,
 }
+# numpy.pad modes by the border names used here (OpenCV's names where they differ).
+_NUMPY_PAD_MODES = {"reflect101": "reflect", "symmetric": "symmetric", "edge": "edge",
+                    "constant": "constant"}
 
 
 def get_protocol(name: str, **overrides) -> ml_collections.ConfigDict:
@@ -69,9 +72,9 @@ def get_protocol(name: str, **overrides) -> ml_collections.ConfigDict:
   config.baseline = "bicubic"
 
   config.metrics = ml_collections.ConfigDict()
-  # Real-ESRGAN's own validation config (finetune_realesrgan_x4plus.yml) measures PSNR/SSIM on RGB
-  # with crop_border 4 (= its scale); we follow it with crop_border = scale (set below, after the
-  # overrides). 'y' is the BT.601 luma of MATLAB's rgb2ycbcr (range 16..235 / 255), the usual choice
+  # Real-ESRGAN's own (commented-out) validation block in finetune_realesrgan_x4plus.yml measures
+  # PSNR on RGB (test_y_channel: false) with crop_border 4 (= its scale); we follow it, with
+  # crop_border = scale (set below, after the overrides). 'y' is the BT.601 luma of MATLAB's rgb2ycbcr (range 16..235 / 255), the usual choice
   # of SR papers.
   config.metrics.color_space = "rgb"
   config.metrics.crop_border = 0
@@ -135,11 +138,6 @@ def pil_resize(image: np.ndarray, size: tuple[int, int], method: str) -> np.ndar
       for c in range(image.shape[-1])
   ]
   return np.stack(channels, axis=-1)
-
-
-# numpy.pad modes by the border names used here (OpenCV's names where they differ).
-_NUMPY_PAD_MODES = {"reflect101": "reflect", "symmetric": "symmetric", "edge": "edge",
-                    "constant": "constant"}
 
 
 def gaussian_kernel_1d(sigma: float, size: int) -> np.ndarray:
@@ -206,7 +204,8 @@ def degrade(gt: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   return quantize_8bit(lr) if config.quantize_8bit else lr
 
 
-def make_pair(image: np.ndarray, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(image: np.ndarray,
+              config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """Source image -> (gt, lr) under the protocol."""
   gt = make_ground_truth(image, config)
   return gt, degrade(gt, config)

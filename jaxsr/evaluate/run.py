@@ -12,6 +12,7 @@ A model is any callable `upscale(lr, scale) -> sr`, with `lr` an HxWx3 float32 i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from typing import Callable, Iterable, Mapping, Optional
@@ -46,6 +47,10 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
   """
   if protocol.baseline in models:
     raise ValueError(f"{protocol.baseline!r} is the built-in baseline; rename that model")
+  if protocol.report.figure_images and importlib.util.find_spec("matplotlib") is None:
+    # Fail before minutes of work, not after.
+    raise ImportError("The comparison figure needs matplotlib (pip install matplotlib), or set "
+                      "protocol.report.figure_images = 0")
   all_models = {protocol.baseline: protocols.bicubic_upscale, **models}
   suite = metrics.ImageMetrics(protocol.metrics)
   scale = protocol.scale

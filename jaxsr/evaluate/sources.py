@@ -13,6 +13,7 @@ Gray images are repeated to three channels (the networks are RGB); 16-bit files 
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from typing import Iterator, Optional, Sequence
 
@@ -74,10 +75,9 @@ def read_dicom(path: str) -> np.ndarray:
 def skimage_images(names: Sequence[str] = SKIMAGE_FUNDUS) -> Iterator[tuple[str, np.ndarray]]:
   """The fundus images bundled with scikit-image (no network: files of the installed wheel)."""
   try:
-    import skimage.data
-  except ImportError as e:
+    folder = str(importlib.resources.files("skimage") / "data")
+  except ModuleNotFoundError as e:
     raise ImportError("The bundled fundus images need scikit-image (pip install scikit-image)") from e
-  folder = os.path.dirname(skimage.data.__file__)
   for name in names:
     path = os.path.join(folder, name)
     if not os.path.exists(path):
@@ -92,8 +92,8 @@ def dicom_images(names: Sequence[str] = PYDICOM_RADIOGRAPHS) -> Iterator[tuple[s
   for name in names:
     path = get_testdata_file(name, download=False)
     if path is None:
-      raise FileNotFoundError(
-          f"{name} is not installed; it ships in the pydicom-data package (pip install pydicom-data)")
+      raise FileNotFoundError(f"{name} is not installed; it ships in the pydicom-data package "
+                              "(pip install pydicom-data)")
     yield os.path.splitext(name)[0], read_dicom(path)
 
 

@@ -22,14 +22,14 @@ def _unsharp_bicubic(lr, scale):
 @pytest.fixture(scope="module")
 def crops():
   pytest.importorskip("skimage")
-  retina = dict(sources.skimage_images(["retina.jpg"]))["retina"]
-  # A 96x96 window on vessels near the optic disc, and one of the bundled microaneurysm crop.
-  images = [("retina_crop", retina[560:656, 260:356]),
-            ("microaneurysms", dict(sources.skimage_images(["microaneurysms.png"]))["microaneurysms"])]
-  return images
+  bundled = dict(sources.skimage_images())
+  # A 96x96 window on vessels near the optic disc, and the whole (102x102) microaneurysm image.
+  return [("retina_crop", bundled["retina"][560:656, 260:356]),
+          ("microaneurysms", bundled["microaneurysms"])]
 
 
 def test_end_to_end_run_writes_every_file_with_recorded_options(tmp_path, crops):
+  pytest.importorskip("matplotlib")
   config = protocols.get_protocol("custom", scale=2, gt_size=(96, 96))
   config.metrics.vessel = True
   config.metrics.vessel_sigmas = (1.0, 2.0)
@@ -84,6 +84,7 @@ def test_end_to_end_run_writes_every_file_with_recorded_options(tmp_path, crops)
 def test_run_rejects_wrong_output_size_and_baseline_name(tmp_path, crops):
   config = protocols.get_protocol("custom", scale=2, gt_size=(32, 32))
   config.metrics.lpips_net = ""
+  config.report.figure_images = 0
   with pytest.raises(ValueError, match="returned"):
     run.evaluate(crops[:1], {"x4": lambda lr, s: np.zeros((128, 128, 3), np.float32)}, config,
                  str(tmp_path), progress=False)
