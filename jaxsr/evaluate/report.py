@@ -125,6 +125,8 @@ def _paired_difference(second: np.ndarray, first: np.ndarray, indices: Optional[
   if not finite.any():
     return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
   mean = float(differences[finite].mean())
+  if finite.sum() < 2:  # One image: no spread to resample, so no interval.
+    return {"mean": mean, "ci_low": None, "ci_high": None, "n": 1}
   drawn_finite = finite[indices]
   drawn_values = np.where(drawn_finite, np.nan_to_num(differences, posinf=0.0, neginf=0.0)[indices],
                           0.0)

@@ -114,3 +114,7 @@ def test_best_model_respects_metric_direction():
   markdown = report.markdown_table(summary)
   assert "**1.1000**" in markdown  # Closest to 1 wins the ratio column ...
   assert "**0.3000**" in markdown  # ... and the lowest HFEN wins its column.
+  # One image: a difference but no interval.
+  single = summary["paired_differences"]["sharp - blurry"]["hfen"]
+  assert single["mean"] == pytest.approx(0.2) and single["ci_low"] is None and single["n"] == 1
+  assert "| sharp - blurry | +0.7000 | +0.2000 |" in markdown
