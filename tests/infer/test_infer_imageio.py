@@ -1,0 +1,322 @@
+"""PNG/TIFF/JPEG in and out: bit depth, gray vs colour, alpha, metadata, errors, atomic writes.
+
+Fixtures are written with Pillow, tifffile or TensorFlow and results are checked with them and
+NumPy, never with jaxsr's own reader alone. The "network" is nearest-neighbour x2 in NumPy.
+"""
+
+import io
+import os
+import stat
+
+import numpy as np
+import PIL.Image
+import PIL.ImageCms
+import PIL.JpegImagePlugin
+import pytest
+import tifffile
+
+from jaxsr.infer import imageio
+
+CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def nearest_x2(a: np.ndarray) -> np.ndarray:
+  return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+
+
+def upscale(image: imageio.Image) -> imageio.Image:
+  alpha = None if image.alpha is None else nearest_x2(image.alpha)
+  return image.with_pixels(nearest_x2(image.pixels), alpha)
+
+
+def random_samples(shape, bits, seed=0):
+  return np.random.default_rng(seed).integers(0, 2 ** bits, shape, dtype=f"uint{bits}")
+
+
+def as_hwc(a: np.ndarray) -> np.ndarray:
+  return a.reshape(a.shape[:2] + (-1,))
+
+
+def pil_array(samples: np.ndarray) -> PIL.Image.Image:
+  return PIL.Image.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples)
+
+
+def srgb_profile() -> bytes:
+  return PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile("sRGB")).tobytes()
+
+
+def tf_decode_png16(path) -> np.ndarray:
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.io.decode_png(open(path, "rb").read(), channels=0, dtype=tf.uint16).numpy()
+
+
+def tf_encode_png16(samples: np.ndarray) -> bytes:
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.io.encode_png(samples).numpy()
+
+
+def check_read(image, samples, bits, mode):
+  """`image` holds `samples` / (2^bits - 1), with alpha split off."""
+  expected = samples.astype(np.float64) / (2 ** bits - 1)
+  assert image.mode == mode and image.bit_depth == bits
+  assert image.pixels.dtype == np.float32
+  colour = 1 if mode.startswith("L") else 3
+  np.testing.assert_allclose(image.pixels, expected[..., :colour], atol=1e-7)
+  if mode.endswith("A"):
+    np.testing.assert_allclose(image.alpha, expected[..., colour:], atol=1e-7)
+  else:
+    assert image.alpha is None
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_8bit_png_round_trip(tmp_path, mode):
+  samples = random_samples((7, 9, CHANNELS[mode]), 8)
+  pil_array(samples).save(tmp_path / "in.png")
+  image = imageio.read_image(tmp_path / "in.png")
+  check_read(image, samples, 8, mode)
+  imageio.write_image(tmp_path / "out.png", upscale(image))
+  with PIL.Image.open(tmp_path / "out.png") as written:
+    assert written.mode == mode
+    np.testing.assert_array_equal(as_hwc(np.asarray(written)), nearest_x2(samples))
+
+
+def test_16bit_gray_png_round_trip(tmp_path):
+  samples = random_samples((11, 6, 1), 16)
+  assert len(np.unique(samples)) > 60  # Every value is a distinct 16-bit level.
+  PIL.Image.fromarray(samples[..., 0]).save(tmp_path / "in.png")  # Pillow's "I;16".
+  image = imageio.read_image(tmp_path / "in.png")
+  check_read(image, samples, 16, "L")
+  imageio.write_image(tmp_path / "out.png", upscale(image))
+  with PIL.Image.open(tmp_path / "out.png") as written:
+    assert written.mode == "I;16"
+    np.testing.assert_array_equal(as_hwc(np.asarray(written)), nearest_x2(samples))
+
+
+def test_16bit_gray_png_keeps_more_than_256_levels(tmp_path):
+  ramp = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32, 1)  # 1024 levels.
+  PIL.Image.fromarray(ramp[..., 0]).save(tmp_path / "in.png")
+  imageio.write_image(tmp_path / "out.png", upscale(imageio.read_image(tmp_path / "in.png")))
+  with PIL.Image.open(tmp_path / "out.png") as written:
+    levels = np.unique(np.asarray(written))
+  assert len(levels) == 1024
+  np.testing.assert_array_equal(levels, np.arange(0, 65536, 64))
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGB", "RGBA"])
+def test_16bit_colour_png_round_trip(tmp_path, mode):
+  # Pillow would silently keep only the high byte of these; TensorFlow's libpng keeps all 16.
+  samples = random_samples((5, 8, CHANNELS[mode]), 16, seed=1)
+  (tmp_path / "in.png").write_bytes(tf_encode_png16(samples))
+  image = imageio.read_image(tmp_path / "in.png")
+  check_read(image, samples, 16, mode)
+  imageio.write_image(tmp_path / "out.png", upscale(image))
+  np.testing.assert_array_equal(tf_decode_png16(tmp_path / "out.png"), nearest_x2(samples))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_tiff_round_trip(tmp_path, mode, bits):
+  samples = random_samples((6, 10, CHANNELS[mode]), bits, seed=2)
+  tifffile.imwrite(tmp_path / "in.tif", samples[..., 0] if mode == "L" else samples,
+                   photometric="minisblack" if mode.startswith("L") else "rgb",
+                   extrasamples=["unassalpha"] if mode.endswith("A") else None)
+  image = imageio.read_image(tmp_path / "in.tif")
+  check_read(image, samples, bits, mode)
+  imageio.write_image(tmp_path / "out.tiff", upscale(image))
+  with tifffile.TiffFile(tmp_path / "out.tiff") as written:
+    page = written.pages[0]
+    assert page.dtype == np.dtype(f"uint{bits}")
+    assert page.photometric.name == ("MINISBLACK" if mode.startswith("L") else "RGB")
+    assert [e.name for e in page.extrasamples] == (["UNASSALPHA"] if mode.endswith("A") else [])
+    np.testing.assert_array_equal(as_hwc(page.asarray()), nearest_x2(samples))
+  if mode == "L":  # A second, independent decoder.
+    with PIL.Image.open(tmp_path / "out.tiff") as written:
+      np.testing.assert_array_equal(as_hwc(np.asarray(written)), nearest_x2(samples))
+
+
+def test_miniswhite_tiff_is_read_as_white_is_high(tmp_path):
+  samples = random_samples((4, 5, 1), 16, seed=3)
+  tifffile.imwrite(tmp_path / "in.tif", samples[..., 0], photometric="miniswhite")
+  image = imageio.read_image(tmp_path / "in.tif")
+  np.testing.assert_allclose(image.pixels, 1.0 - samples / 65535.0, atol=1e-7)
+  imageio.write_image(tmp_path / "out.tif", image)  # Written back as min-is-black.
+  np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), 65535 - samples[..., 0])
+
+
+def smooth_image(channels: int) -> np.ndarray:
+  y, x = np.mgrid[0:48, 0:64]
+  planes = [96 + 80 * np.sin(x / 9.0 + c) * np.cos(y / 7.0 - c) for c in range(channels)]
+  return np.rint(np.stack(planes, axis=-1)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_jpeg_round_trip_keeps_mode_and_quality(tmp_path, mode):
+  pil_array(smooth_image(CHANNELS[mode])).save(tmp_path / "in.jpg", quality=95, subsampling=0)
+  with PIL.Image.open(tmp_path / "in.jpg") as source:
+    decoded = as_hwc(np.asarray(source))
+  image = imageio.read_image(tmp_path / "in.jpg")
+  check_read(image, decoded, 8, mode)
+  imageio.write_image(tmp_path / "out.jpeg", upscale(image))
+  with PIL.Image.open(tmp_path / "out.jpeg") as written:
+    assert written.format == "JPEG" and written.mode == mode
+    if mode == "RGB":
+      assert PIL.JpegImagePlugin.get_sampling(written) == 0  # 4:4:4, no chroma subsampling.
+    error = np.abs(as_hwc(np.asarray(written)).astype(int) - nearest_x2(decoded))
+  assert error.mean() < 1.0 and error.max() <= 12
+
+
+@pytest.mark.parametrize("suffix,bits", [(".png", 8), (".png", 16), (".tif", 8), (".tif", 16),
+                                         (".jpg", 8)])
+def test_dpi_scales_with_the_image_and_icc_profile_is_kept(tmp_path, suffix, bits):
+  samples = random_samples((6, 8, 3 if bits == 8 else 1), bits, seed=4)
+  profile = srgb_profile()
+  source = tmp_path / f"in{suffix}"
+  if suffix == ".tif":
+    tifffile.imwrite(source, samples if bits == 8 else samples[..., 0], resolution=(150, 300),
+                     resolutionunit="INCH", iccprofile=profile)
+  else:
+    pil_array(samples).save(source, dpi=(150, 300), icc_profile=profile)
+  image = imageio.read_image(source)
+  assert image.icc_profile == profile
+  np.testing.assert_allclose(image.dpi, (150, 300), rtol=1e-3)
+  imageio.write_image(tmp_path / f"out{suffix}", upscale(image))
+  if suffix == ".tif":
+    with tifffile.TiffFile(tmp_path / "out.tif") as written:
+      np.testing.assert_allclose(written.pages[0].resolution, (300, 600), rtol=1e-3)
+      assert bytes(written.pages[0].tags["InterColorProfile"].value) == profile
+  else:
+    with PIL.Image.open(tmp_path / f"out{suffix}") as written:
+      np.testing.assert_allclose(written.info["dpi"], (300, 600), rtol=1e-3)
+      assert written.info["icc_profile"] == profile
+      if bits == 16:
+        assert written.mode == "I;16"
+
+
+def test_palette_pngs_expand_to_colour_and_alpha(tmp_path):
+  indices = np.random.default_rng(5).integers(0, 4, (6, 7), dtype=np.uint8)
+  palette = np.array([[0, 0, 0], [255, 0, 0], [10, 200, 30], [90, 90, 250]], np.uint8)
+  paletted = PIL.Image.fromarray(indices, mode="P")
+  paletted.putpalette(palette.ravel().tolist())
+  paletted.save(tmp_path / "opaque.png")
+  paletted.save(tmp_path / "keyed.png", transparency=2)
+  opaque = imageio.read_image(tmp_path / "opaque.png")
+  check_read(opaque, palette[indices], 8, "RGB")
+  keyed = imageio.read_image(tmp_path / "keyed.png")
+  alpha = np.where(indices == 2, 0, 255).astype(np.uint8)[..., None]
+  check_read(keyed, np.concatenate([palette[indices], alpha], axis=2), 8, "RGBA")
+
+
+def test_with_pixels_keeps_gray_gray_and_alpha_alpha():
+  gray = imageio.Image(pixels=np.zeros((4, 4, 1), np.float32), bit_depth=16,
+                       source_format="png")
+  with pytest.raises(ValueError, match="gray|mode L"):
+    gray.with_pixels(np.zeros((8, 8, 3), np.float32))
+  rgba = imageio.Image(pixels=np.zeros((4, 4, 3), np.float32), bit_depth=8, source_format="png",
+                       alpha=np.ones((4, 4, 1), np.float32))
+  with pytest.raises(ValueError, match="alpha"):
+    rgba.with_pixels(np.zeros((8, 8, 3), np.float32))
+  assert rgba.with_pixels(np.zeros((8, 8, 3)), np.ones((8, 8, 1))).source_shape == (4, 4)
+
+
+def test_output_is_clipped_to_the_sample_range(tmp_path):
+  pixels = np.array([[-0.3, 0.5, 1.7]], np.float32).reshape(1, 3, 1)
+  imageio.write_image(tmp_path / "out.png",
+                      imageio.Image(pixels=pixels, bit_depth=16, source_format="png"))
+  with PIL.Image.open(tmp_path / "out.png") as written:
+    np.testing.assert_array_equal(np.asarray(written), [[0, 32768, 65535]])
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input files and failed writes.
+
+
+def truncated(data: bytes) -> bytes:
+  return data[:len(data) * 2 // 3]
+
+
+def encoded(samples, fmt, **options) -> bytes:
+  buffer = io.BytesIO()
+  if fmt == "TIFF":
+    tifffile.imwrite(buffer, samples, **options)
+  else:
+    pil_array(samples).save(buffer, format=fmt, **options)
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name,content,cause", [
+    ("empty.png", b"", "empty"),
+    ("notes.png", b"these are not pixels" * 20, "not a PNG, TIFF, JPEG or DICOM"),
+    ("cut.png", truncated(encoded(random_samples((64, 64, 3), 8), "PNG")), "cannot decode PNG"),
+    ("cut.jpg", truncated(encoded(smooth_image(3), "JPEG")), "cannot decode JPEG"),
+    ("cut.tif", truncated(encoded(random_samples((64, 64), 16), "TIFF")), "cannot decode TIFF"),
+])
+def test_unreadable_files_raise_a_named_error(tmp_path, name, content, cause):
+  (tmp_path / name).write_bytes(content)
+  with pytest.raises(imageio.UnreadableImageError, match=cause) as error:
+    imageio.read_image(tmp_path / name)
+  assert error.value.path == tmp_path / name and name in str(error.value)
+  assert os.listdir(tmp_path) == [name]  # Nothing else appeared.
+
+
+def cmyk_jpeg() -> bytes:
+  buffer = io.BytesIO()
+  PIL.Image.new("CMYK", (8, 8), (0, 50, 100, 0)).save(buffer, format="JPEG")
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name,content,cause", [
+    ("float.tif", encoded(np.zeros((4, 4), np.float32), "TIFF"), "float32"),
+    ("pages.tif", encoded(np.zeros((3, 4, 4), np.uint8), "TIFF", photometric="minisblack",
+                          metadata=None), "multi-page"),
+    ("cmyk.jpg", cmyk_jpeg(), "CMYK"),
+])
+def test_images_of_unsupported_kinds_are_refused(tmp_path, name, content, cause):
+  (tmp_path / name).write_bytes(content)
+  with pytest.raises(imageio.UnsupportedImageError, match=cause):
+    imageio.read_image(tmp_path / name)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+  with pytest.raises(FileNotFoundError):
+    imageio.read_image(tmp_path / "absent.png")
+
+
+def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+  image = imageio.Image(pixels=np.full((8, 8, 3), 0.5, np.float32), bit_depth=8,
+                        source_format="png")
+  target = tmp_path / "out.png"
+  target.write_bytes(b"previous result")
+
+  def save_then_fail(self, fp, *args, **kwargs):
+    fp.write(b"\x89PNG half a file")
+    raise OSError("No space left on device")
+
+  monkeypatch.setattr(PIL.Image.Image, "save", save_then_fail)
+  with pytest.raises(OSError, match="No space"):
+    imageio.write_image(target, image)
+  assert os.listdir(tmp_path) == ["out.png"] and target.read_bytes() == b"previous result"
+  with pytest.raises(OSError, match="No space"):
+    imageio.write_image(tmp_path / "new.png", image)
+  assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_refused_writes_create_nothing(tmp_path):
+  rgba = imageio.Image(pixels=np.zeros((4, 4, 3), np.float32), bit_depth=8, source_format="png",
+                       alpha=np.ones((4, 4, 1), np.float32))
+  with pytest.raises(ValueError, match="JPEG has no alpha"):
+    imageio.write_image(tmp_path / "out.jpg", rgba)
+  with pytest.raises(ValueError, match="output format"):
+    imageio.write_image(tmp_path / "out.bmp", rgba)
+  with pytest.raises(ValueError, match="only images read from DICOM"):
+    imageio.write_image(tmp_path / "out.dcm", rgba)
+  assert os.listdir(tmp_path) == []
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+  umask = os.umask(0o022)
+  try:
+    imageio.write_image(tmp_path / "out.png", imageio.Image(
+        pixels=np.zeros((2, 2, 1), np.float32), bit_depth=8, source_format="png"))
+  finally:
+    os.umask(umask)
+  assert stat.S_IMODE(os.stat(tmp_path / "out.png").st_mode) == 0o644
