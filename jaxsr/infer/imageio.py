@@ -178,28 +178,28 @@ def read_image(path, *, dicom_range: str = "data") -> Image:
   return _read_pil(path, kind)
 
 
-def write_image(path, image: Image, *, format: str | None = None,  # pylint: disable=redefined-builtin
+def write_image(path, image: Image, *, file_format: str | None = None,
                 description: str = "Super-resolved by jaxsr (Real-ESRGAN)") -> None:
-  """Writes `image` atomically, in the format named by `format` or by the path's suffix.
+  """Writes `image` atomically as `file_format` (one of FORMATS; default: from the suffix).
 
   PNG and TIFF are written at `image.bit_depth`; JPEG is 8-bit and has no alpha; DICOM needs a
   DICOM source (`image.dicom`) and records `description` as its DerivationDescription.
   """
   path = Path(path)
-  format = format or SUFFIXES.get(path.suffix.lower())
-  if format not in FORMATS:
+  file_format = file_format or SUFFIXES.get(path.suffix.lower())
+  if file_format not in FORMATS:
     raise ValueError(f"cannot tell the output format of {path.name}; use one of "
-                     f"{sorted(SUFFIXES)} or pass format= one of {FORMATS}")
+                     f"{sorted(SUFFIXES)} or pass file_format= one of {FORMATS}")
   # Everything that can be checked or prepared happens before the temporary file exists.
-  if format == "dicom":
+  if file_format == "dicom":
     dataset = derived_dataset(image, description)
     _write_atomically(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
     return
-  samples = _quantise(image, 8 if format == "jpeg" else image.bit_depth)
+  samples = _quantise(image, 8 if file_format == "jpeg" else image.bit_depth)
   dpi = _scaled_dpi(image)
-  if format == "png":
+  if file_format == "png":
     _write_atomically(path, lambda f: _write_png(f, samples, dpi, image.icc_profile))
-  elif format == "tiff":
+  elif file_format == "tiff":
     tifffile = _import_tifffile()
     extras = {"extrasamples": ["unassalpha"]} if image.alpha is not None else {}
     resolution = {"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}
@@ -476,24 +476,13 @@ def derived_dataset(image: Image, description: str) -> pydicom.Dataset:
   height, width = image.pixels.shape[:2]
   scale_y, scale_x = height / image.source_shape[0], width / image.source_shape[1]
 
-  # Pixels: [0, 1] -> modality values -> stored values, in the source's representation.
-  x = np.clip(image.pixels.astype(np.float64), 0.0, 1.0)
-  monochrome = str(source.PhotometricInterpretation).startswith("MONOCHROME")
-  if monochrome:
-    x = 1.0 - x[..., 0] if info.invert else x[..., 0]
-    slope, intercept = _rescale(source)
-    stored = (info.low + x * (info.high - info.low) - intercept) / slope
-  else:
-    stored = info.low + x * (info.high - info.low)
+  stored = _stored_values(image.pixels, info)
+  if not str(source.PhotometricInterpretation).startswith("MONOCHROME"):
     dataset.PhotometricInterpretation = "RGB"  # Pixel data is written uncompressed RGB.
     dataset.PlanarConfiguration = 0
-  bits_allocated = int(source.BitsAllocated)
-  signed = int(source.get("PixelRepresentation", 0)) == 1
-  dtype = np.dtype(f"<{'i' if signed else 'u'}{bits_allocated // 8}")
-  stored = np.clip(np.rint(stored), *_stored_range(source)).astype(dtype)
   dataset.Rows, dataset.Columns = height, width
   dataset.PixelData = stored.tobytes()
-  dataset["PixelData"].VR = "OW" if bits_allocated > 8 else "OB"
+  dataset["PixelData"].VR = "OW" if stored.itemsize > 1 else "OB"
   if transfer_syntax is None or transfer_syntax.is_compressed:
     dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
   # Elements that describe the old pixel data or its encoding, not the new image.
@@ -527,6 +516,27 @@ def derived_dataset(image: Image, description: str) -> pydicom.Dataset:
   return dataset
 
 
+def _stored_values(pixels: np.ndarray, info: DicomInfo, rows_per_block: int = 256) -> np.ndarray:
+  """[0, 1] pixels -> modality values -> stored values in the source's representation.
+
+  Computed in float64 a block of rows at a time, so the temporaries stay small however large
+  the upscaled image is.
+  """
+  source = info.dataset
+  signed = int(source.get("PixelRepresentation", 0)) == 1
+  dtype = np.dtype(f"<{'i' if signed else 'u'}{int(source.BitsAllocated) // 8}")
+  monochrome = str(source.PhotometricInterpretation).startswith("MONOCHROME")
+  slope, intercept = _rescale(source) if monochrome else (1.0, 0.0)
+  stored = np.empty(pixels.shape[:2] if monochrome else pixels.shape, dtype)
+  for top in range(0, pixels.shape[0], rows_per_block):
+    x = np.clip(pixels[top:top + rows_per_block].astype(np.float64), 0.0, 1.0)
+    if monochrome:
+      x = 1.0 - x[..., 0] if info.invert else x[..., 0]
+    values = (info.low + x * (info.high - info.low) - intercept) / slope
+    stored[top:top + rows_per_block] = np.clip(np.rint(values), *_stored_range(source))
+  return stored
+
+
 # ----------------------------------------------------------------------------------------------
 # Encoding.
 
@@ -535,8 +545,10 @@ def _quantise(image: Image, bit_depth: int) -> np.ndarray:
   """[0, 1] pixels (and alpha) -> (H, W, C) uint8/uint16 samples, alpha last."""
   values = image.pixels if image.alpha is None else np.concatenate(
       [image.pixels, image.alpha], axis=2)
-  top = 2 ** bit_depth - 1
-  return np.rint(np.clip(values, 0.0, 1.0) * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+  values = np.clip(values, 0.0, 1.0)  # A new array; the in-place steps below reuse it.
+  values *= 2 ** bit_depth - 1
+  np.rint(values, out=values)
+  return values.astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
 def _scaled_dpi(image: Image) -> tuple[float, float] | None:

@@ -312,6 +312,15 @@ def test_refused_writes_create_nothing(tmp_path):
   assert os.listdir(tmp_path) == []
 
 
+def test_file_format_overrides_the_suffix(tmp_path):
+  samples = random_samples((3, 4, 1), 16)
+  image = imageio.Image(pixels=samples / np.float32(65535), bit_depth=16, source_format="tiff")
+  imageio.write_image(tmp_path / "result.bin", image, file_format="png")
+  with PIL.Image.open(tmp_path / "result.bin") as written:
+    assert written.format == "PNG"
+    np.testing.assert_array_equal(np.asarray(written), samples[..., 0])
+
+
 def test_written_files_get_ordinary_permissions(tmp_path):
   umask = os.umask(0o022)
   try:
