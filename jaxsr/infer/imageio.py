@@ -8,12 +8,13 @@ An `Image` carries what is needed to write a result back in the input's conventi
 depth, gray vs colour, a separate alpha channel, resolution and ICC profile, and for DICOM the
 dataset and the intensity mapping. Reading looks at the file's first bytes, not its name.
 
-* PNG and TIFF: 8 and 16 bits per sample, gray, gray+alpha, RGB, RGBA; written back at the
-  input's depth (16-bit gray PNG through Pillow's "I;16"; Pillow has no 16-bit colour mode, so
-  16-bit colour PNGs are decoded with TensorFlow and every 16-bit PNG is encoded here with zlib).
-  TIFFs go through `tifffile`. Gray stays gray. Pixels are read as stored: EXIF orientation is not
-  applied and EXIF is not copied. Resolution (dpi) is scaled with the image, so the physical size
-  is unchanged; the ICC profile is kept.
+* PNG and TIFF: 8 and 16 bits per sample, gray, gray+alpha, RGB, RGBA (palette PNGs are expanded
+  to RGB/RGBA); written back at the input's depth. Pillow reads PNG except 16-bit colour, which it
+  would silently cut to 8 bits: TensorFlow's libpng decodes those, and 16-bit PNGs are written by
+  a small zlib encoder here (Pillow can only write 16-bit gray). TIFF goes through `tifffile`
+  (one page; MINISWHITE is read inverted and written as MINISBLACK). Gray stays gray. Pixels are
+  read as stored: EXIF orientation is not applied and EXIF is not copied. Resolution (dpi) is
+  scaled with the image, so the physical size is unchanged; the ICC profile is kept.
 * JPEG: 8-bit gray or RGB, written at quality 95 without chroma subsampling.
 * DICOM: single-frame MONOCHROME1/MONOCHROME2 (modality rescale applied, MONOCHROME1 inverted,
   so the network always sees MONOCHROME2, "white = dense") and single-frame colour (RGB; YBR
@@ -27,8 +28,11 @@ dataset and the intensity mapping. Reading looks at the file's first bytes, not 
   (same BitsAllocated/BitsStored/sign and photometric interpretation), updates Rows/Columns,
   divides PixelSpacing, ImagerPixelSpacing and NominalScannedPixelSpacing by the scale, marks the
   image DERIVED/SECONDARY with a DerivationDescription and a SourceImageSequence pointing at the
-  source, gives it a new SOP Instance UID and keeps every other element. Compressed sources are
-  written uncompressed (Explicit VR Little Endian).
+  source, gives it a new SOP Instance UID and keeps every other element (the series too; retired
+  group lengths are left to pydicom). Compressed sources are written uncompressed (Explicit VR
+  Little Endian); big-endian sources can be read, and written only as PNG/TIFF. Compressed pixel
+  data is decoded by pydicom's plugins (Pillow covers JPEG baseline and JPEG 2000; JPEG lossless
+  and JPEG-LS need pylibjpeg or gdcm and are reported as unreadable without them).
 
 Every write goes to a temporary file in the target's folder, which is renamed over the target
 only when complete: a failure never leaves a partial file. Files that cannot be decoded raise
