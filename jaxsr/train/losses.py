@@ -1,0 +1,36 @@
+"""The loss terms of Real-ESRGAN's GAN stage (BasicSR's L1Loss, PerceptualLoss, GANLoss 'vanilla')."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def l1(pred: jax.Array, target: jax.Array) -> jax.Array:
+  """Mean absolute error over every element (BasicSR L1Loss, reduction 'mean')."""
+  return jnp.mean(jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)))
+
+
+def bce_with_logits(logits: jax.Array, target_is_real: bool) -> jax.Array:
+  """Mean binary cross-entropy of per-pixel logits against an all-real or all-fake target."""
+  labels = jnp.full(logits.shape, 1.0 if target_is_real else 0.0, jnp.float32)
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32), labels))
+
+
+def perceptual(features_fn: Callable[[jax.Array], Mapping[str, jax.Array]],
+               pred: jax.Array, target: jax.Array, layer_weights: Mapping[str, float]) -> jax.Array:
+  """sum_k w_k * mean|phi_k(pred) - phi_k(target)|, target features held constant.
+
+  `features_fn` maps an NHWC RGB batch in [0, 1] to {layer: features}; both images go through it
+  in one batch so the frozen network runs once.
+  """
+  both = features_fn(jnp.concatenate([pred, target], axis=0))
+  n = pred.shape[0]
+  total = jnp.zeros((), jnp.float32)
+  for layer, weight in layer_weights.items():
+    feats = both[layer]
+    total += weight * l1(feats[:n], jax.lax.stop_gradient(feats[n:]))
+  return total

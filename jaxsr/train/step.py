@@ -1,0 +1,90 @@
+"""One iteration of Real-ESRGAN's GAN fine-tuning, as a pure function of (state, batch).
+
+Order and semantics follow RealESRGANModel.optimize_parameters:
+  1. G step: sr = G(lq); loss = w_pix * L1(sr, gt_usm) + w_percep * perceptual(sr, gt_usm)
+     + w_gan * BCE(D(sr), real). D runs in train mode (one spectral-norm power iteration).
+  2. D step on the same sr (detached): BCE(D(gt), real) + BCE(D(sr), fake), two more iterations;
+     both terms' gradients are summed into one Adam step, as PyTorch accumulates them.
+  3. EMA of G after both steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxsr.models import SPECTRAL_COLLECTION
+from jaxsr.train import losses
+from jaxsr.train.state import TrainState
+
+
+def make_train_step(generator, discriminator, features_fn: Callable | None, config,
+                    g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation):
+  """Returns train_step(state, batch, perceptual_params) -> (state, metrics).
+
+  `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
+  or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`.
+  """
+  layer_weights = dict(config.perceptual_layer_weights)
+
+  def discriminate(d_params, spectral, images):
+    logits, updates = discriminator.apply(
+        {"params": d_params, SPECTRAL_COLLECTION: spectral}, images, train=True,
+        mutable=[SPECTRAL_COLLECTION])
+    return logits.astype(jnp.float32), updates[SPECTRAL_COLLECTION]
+
+  def train_step(state: TrainState, batch: dict[str, jax.Array], perceptual_params: Any):
+    lq, gt, gt_usm = batch["lq"], batch["gt"], batch["gt_usm"]
+
+    def generator_loss(g_params):
+      sr = generator.apply({"params": g_params}, lq).astype(jnp.float32)
+      pixel = losses.l1(sr, gt_usm)
+      if features_fn is not None:
+        percep = losses.perceptual(lambda x: features_fn(perceptual_params, x), sr, gt_usm,
+                                   layer_weights)
+      else:
+        percep = jnp.zeros((), jnp.float32)
+      fake_logits, spectral = discriminate(state.d_params, state.d_spectral, sr)
+      gan = losses.bce_with_logits(fake_logits, True)
+      total = (config.pixel_weight * pixel + config.perceptual_weight * percep
+               + config.gan_weight * gan)
+      terms = {"g/pixel": pixel, "g/perceptual": percep, "g/gan": gan, "g/total": total}
+      return total, (sr, spectral, terms)
+
+    (_, (sr, spectral, g_terms)), g_grads = jax.value_and_grad(
+        generator_loss, has_aux=True)(state.g_params)
+    g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, g_updates)
+
+    sr = jax.lax.stop_gradient(sr)
+
+    def discriminator_loss(d_params):
+      real_logits, spectral_real = discriminate(d_params, spectral, gt)
+      fake_logits, spectral_fake = discriminate(d_params, spectral_real, sr)
+      real = losses.bce_with_logits(real_logits, True)
+      fake = losses.bce_with_logits(fake_logits, False)
+      terms = {"d/real": real, "d/fake": fake, "d/out_real": jnp.mean(real_logits),
+               "d/out_fake": jnp.mean(fake_logits)}
+      return real + fake, (spectral_fake, terms)
+
+    (_, (d_spectral, d_terms)), d_grads = jax.value_and_grad(
+        discriminator_loss, has_aux=True)(state.d_params)
+    d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+    d_params = optax.apply_updates(state.d_params, d_updates)
+
+    decay = config.ema_decay
+    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
+
+    new_state = state.replace(step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state,
+                              ema_params=ema_params, d_params=d_params, d_spectral=d_spectral,
+                              d_opt_state=d_opt_state)
+    metrics = {**g_terms, **d_terms,
+               "g/grad_norm": optax.tree.norm(g_grads), "d/grad_norm": optax.tree.norm(d_grads),
+               "g/param_norm": optax.tree.norm(g_params),
+               "d/param_norm": optax.tree.norm(d_params)}
+    return new_state, metrics
+
+  return train_step

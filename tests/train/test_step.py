@@ -1,0 +1,167 @@
+"""The jitted GAN train step against a PyTorch implementation of BasicSR's RealESRGANModel step."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convert import torch_networks as tn
+from jaxsr.convert import layouts
+from jaxsr.models import RRDBNet, UNetDiscriminatorSN, VGG19Features
+from jaxsr.train import losses
+from jaxsr.train import state as state_lib
+from jaxsr.train.step import make_train_step
+
+LAYER_WEIGHTS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
+VGG_INDEX = {"conv1_2": 2, "conv2_2": 7, "conv3_4": 16, "conv4_4": 25, "conv5_4": 34}
+
+
+def nhwc(t):
+  return jnp.asarray(t.detach().numpy().transpose(0, 2, 3, 1))
+
+
+def numpy_state(module):
+  return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+# ------------------------------------------------------------------------ single loss terms
+
+def test_l1_and_bce_match_pytorch():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(2, 5, 6, 3)).astype(np.float32), rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+  assert np.isclose(float(losses.l1(a, b)), F.l1_loss(torch.from_numpy(a), torch.from_numpy(b)).item(),
+                    atol=1e-6)
+  logits = torch.from_numpy(a)
+  for real in (True, False):
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    expected = F.binary_cross_entropy_with_logits(logits, target).item()
+    assert np.isclose(float(losses.bce_with_logits(a, real)), expected, atol=1e-6)
+
+
+def test_perceptual_matches_basicsr_formula():
+  torch.manual_seed(0)
+  vgg = tn.VGG19()
+  variables, _ = layouts.vgg19_from_torch(numpy_state(vgg))
+  x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+  with torch.no_grad():
+    fx, fy = vgg.taps(x, list(VGG_INDEX.values())), vgg.taps(y, list(VGG_INDEX.values()))
+    expected = sum(w * F.l1_loss(fx[VGG_INDEX[k]], fy[VGG_INDEX[k]]).item() for k, w in LAYER_WEIGHTS.items())
+  module = VGG19Features()
+  got = losses.perceptual(lambda im: module.apply(variables, im), nhwc(x), nhwc(y), LAYER_WEIGHTS)
+  assert np.isclose(float(got), expected, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------ the whole step
+
+def torch_reference_step(net_g, net_d, vgg, batch, weights, lr=1e-4):
+  """One iteration of RealESRGANModel.optimize_parameters (without EMA), written from BasicSR.
+
+  Returns both networks' gradients and the loss terms.
+  """
+  lq, gt, gt_usm = batch
+  opt_g = torch.optim.Adam(net_g.parameters(), lr=lr, betas=(0.9, 0.99))
+  opt_d = torch.optim.Adam(net_d.parameters(), lr=lr, betas=(0.9, 0.99))
+  bce = torch.nn.BCEWithLogitsLoss()
+  for p in net_d.parameters():
+    p.requires_grad = False
+  opt_g.zero_grad()
+  out = net_g(lq)
+  l_pix = F.l1_loss(out, gt_usm)
+  fo = vgg.taps(out, list(VGG_INDEX.values()))
+  fg = vgg.taps(gt_usm, list(VGG_INDEX.values()))
+  l_percep = sum(w * F.l1_loss(fo[VGG_INDEX[k]], fg[VGG_INDEX[k]].detach()) for k, w in LAYER_WEIGHTS.items())
+  fake = net_d(out)
+  l_gan = bce(fake, torch.ones_like(fake))
+  (weights["pixel"] * l_pix + weights["percep"] * l_percep + weights["gan"] * l_gan).backward()
+  opt_g.step()
+  for p in net_d.parameters():
+    p.requires_grad = True
+  opt_d.zero_grad()
+  real_pred = net_d(gt)
+  l_real = bce(real_pred, torch.ones_like(real_pred))
+  l_real.backward()
+  fake_pred = net_d(out.detach().clone())
+  l_fake = bce(fake_pred, torch.zeros_like(fake_pred))
+  l_fake.backward()
+  opt_d.step()
+  grads = {name: {k: p.grad.numpy().copy() for k, p in net.named_parameters()}
+           for name, net in (("g", net_g), ("d", net_d))}
+  return grads, {"g/pixel": l_pix.item(), "g/perceptual": l_percep.item(), "g/gan": l_gan.item(),
+               "d/real": l_real.item(), "d/fake": l_fake.item()}
+
+
+def loss_config():
+  return ml_collections.ConfigDict(dict(
+      pixel_weight=1.0, perceptual_weight=1.0, gan_weight=0.1, ema_decay=0.999,
+      perceptual_layer_weights=LAYER_WEIGHTS))
+
+
+@pytest.mark.slow
+def test_train_step_matches_pytorch_realesrgan_step():
+  torch.manual_seed(0)
+  net_g = tn.RRDBNet(scale=4, num_block=1, num_feat=16, num_grow_ch=8)
+  net_d = tn.UNetDiscriminatorSN(num_feat=16)
+  vgg = tn.VGG19().eval()
+  for p in vgg.parameters():
+    p.requires_grad = False
+  g_vars, g_arch = layouts.generator_from_torch(numpy_state(net_g))
+  d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
+  vgg_vars, _ = layouts.vgg19_from_torch(numpy_state(vgg))
+  # A "pretrained" EMA that differs from the weights being trained, so the EMA formula shows.
+  ema_before = jax.tree.map(lambda a: a * 0.5, g_vars["params"])
+
+  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+  gt_usm = torch.clamp(gt * 1.1, 0, 1)
+  grads, torch_losses = torch_reference_step(
+      net_g, net_d, vgg, (lq, gt, gt_usm), {"pixel": 1.0, "percep": 1.0, "gan": 0.1})
+
+  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
+  g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
+  state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx).replace(ema_params=ema_before)
+  vgg_module = VGG19Features()
+  step = jax.jit(make_train_step(RRDBNet(**g_arch), UNetDiscriminatorSN(**d_arch),
+                                 lambda p, x: vgg_module.apply(p, x), loss_config(), g_tx, d_tx))
+  batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt_usm)}
+  new_state, metrics = step(state, batch, vgg_vars)
+
+  for name, value in torch_losses.items():
+    assert np.isclose(float(metrics[name]), value, rtol=1e-4, atol=1e-6), name
+  assert int(new_state.step) == 1
+
+  def flat(tree):
+    return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+            for path, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+  # Adam's first step moves each weight by lr * g / (|g| + eps): ~lr * sign(g). A 1e-6 tolerance
+  # (1% of lr) checks sign and update rule for every weight whose gradient is above 1e-6; below,
+  # float32 summation noise in g (~1e-3 relative) moves lr * g / (|g| + eps) by more than 1e-6,
+  # so those weights are only held to |difference| <= 2 lr.
+  def check_adam_step(got_params, expected_params, torch_grads, from_torch):
+    grad_flat = flat(from_torch(torch_grads | extra_buffers(from_torch))[0]["params"])
+    checked = 0
+    for k, v in flat(expected_params).items():
+      got, clear = flat(got_params)[k], np.abs(grad_flat[k]) > 1e-6
+      checked += clear.sum()
+      np.testing.assert_allclose(got[clear], v[clear], atol=1e-6, err_msg=k)
+      np.testing.assert_allclose(got[~clear], v[~clear], atol=2e-4, err_msg=k)
+    assert checked > 0.5 * sum(v.size for v in grad_flat.values())
+
+  def extra_buffers(from_torch):  # Spectral-norm buffers carry no gradient; fill their slots.
+    return {k: v for k, v in numpy_state(net_d).items() if k.endswith(("_u", "_v"))} \
+        if from_torch is layouts.discriminator_from_torch else {}
+
+  g_expected, _ = layouts.generator_from_torch(numpy_state(net_g))
+  check_adam_step(new_state.g_params, g_expected["params"], grads["g"], layouts.generator_from_torch)
+  d_expected, _ = layouts.discriminator_from_torch(numpy_state(net_d))
+  check_adam_step(new_state.d_params, d_expected["params"], grads["d"], layouts.discriminator_from_torch)
+  # Three power iterations (G step, real pass, fake pass), as the PyTorch buffers saw.
+  for k, v in flat(d_expected["spectral"]).items():
+    np.testing.assert_allclose(flat(new_state.d_spectral)[k], v, atol=1e-5, err_msg=k)
+  # EMA after both steps: 0.999 * previous EMA + 0.001 * the updated weights.
+  for k, before in flat(ema_before).items():
+    after = flat(new_state.g_params)[k]
+    np.testing.assert_allclose(flat(new_state.ema_params)[k], 0.999 * before + 0.001 * after,
+                               rtol=1e-6, atol=1e-7, err_msg=k)
