@@ -48,13 +48,12 @@ from jaxsr.degradation import kernels
 from jaxsr.degradation import ops
 from jaxsr.degradation import sampling
 
-_UP, _DOWN, _KEEP = 0, 1, 2
 _SEED_NAMES = ("flip", "kernel1", "kernel2", "final_sinc", "resize1", "noise1", "jpeg1",
                "blur2", "resize2", "noise2", "final_order", "final_resize", "jpeg2", "crop")
 
 
 def _draw_resize_factor(seed: tf.Tensor, stage: ml_collections.ConfigDict) -> tf.Tensor:
-  """Up U(1, hi), down U(lo, 1) or keep 1, with probabilities stage.resize_prob."""
+  """Up U(1, hi), down U(lo, 1) or keep 1, with probabilities stage.resize_prob (that order)."""
   direction_seed, up_seed, down_seed = sampling.split(seed, 3)
   direction = sampling.choice(direction_seed, stage.resize_prob)
   lo, hi = stage.resize_range
@@ -96,6 +95,8 @@ def _check_static_size(gt: tf.Tensor, config: ml_collections.ConfigDict) -> None
     raise ValueError(f"gt must be [H, W, 3], got shape {gt.shape}")
   if config.scale < 1 or config.gt_size % config.scale:
     raise ValueError(f"gt_size {config.gt_size} must be a multiple of scale {config.scale}")
+  if config.lq_size * config.scale != config.gt_size:
+    raise ValueError(f"lq_size {config.lq_size} must be gt_size // scale; leave it to follow them")
   for side in gt.shape[:2]:
     if side is None:
       continue

@@ -190,5 +190,8 @@ def test_rejects_inputs_it_cannot_degrade():
   config.gt_size = 64
   with pytest.raises(ValueError, match="too small"):
     degradation.degrade(tf.zeros([120, 120, 3]), tf.constant([0, 0]), config)
+  config.lq_size = 10  # breaks its link to gt_size // scale
+  with pytest.raises(ValueError, match="lq_size"):
+    degradation.degrade(tf.zeros([400, 400, 3]), tf.constant([0, 0]), config)
   with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
     degradation.degrade(tf.zeros([400, 400, 1]), tf.constant([0, 0]), config)
