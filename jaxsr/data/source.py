@@ -83,7 +83,12 @@ class ImageSource(abc.ABC):
 
 
 def open_source(spec: str, *, split: str = "train", data_dir: str | None = None) -> ImageSource:
-  """`tfds:NAME[/CONFIG]` opens a prepared TFDS split; anything else is an image folder."""
+  """`tfds:NAME[/CONFIG]` opens a prepared TFDS split, `bundled:train|heldout` the images that ship
+  in scikit-image / pydicom-data (see `bundled`); anything else is an image folder."""
+  if spec.startswith("bundled:"):
+    from jaxsr.data import bundled  # pylint: disable=g-import-not-at-top
+
+    return bundled.BundledImages(spec[len("bundled:"):])
   if spec.startswith("tfds:"):
     from jaxsr.data import tfds_source  # pylint: disable=g-import-not-at-top
 

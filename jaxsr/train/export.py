@@ -1,0 +1,81 @@
+"""Export of the EMA generator: a jaxsr model directory (for upscale/evaluate) and a PyTorch `.pth`.
+
+Runs at the end of training, or on demand from any checkpoint of a run:
+
+    python -m jaxsr.train.export --workdir runs/stare [--step 2000] [--no-pth]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxsr import checkpoint
+
+RUN_INFO = "run.json"  # Written by the trainer: what a checkpoint alone does not say.
+
+
+def write_run_info(workdir: Path, generator_arch: dict[str, int]) -> None:
+  (workdir / RUN_INFO).write_text(json.dumps({"generator_arch": generator_arch}, indent=2))
+
+
+def export_ema(workdir: Path, *, generator_arch: dict[str, int], ema_params: Any, step: int,
+               torch_file: bool = True) -> dict[str, str]:
+  """Writes WORKDIR/export/generator_ema (+ .pth); returns the paths written."""
+  out_dir = workdir / "export" / "generator_ema"
+  params = jax.tree.map(np.asarray, jax.device_get(ema_params))
+  meta = checkpoint.ModelMetadata(kind="generator", arch=dict(generator_arch),
+                                  source={"file": str(workdir), "format": "jaxsr-train", "step": step,
+                                          "params": "ema"})
+  written = {"model_dir": str(checkpoint.save(out_dir, {"params": params}, meta, overwrite=True))}
+  if torch_file:
+    from jaxsr import convert
+
+    try:
+      written["pth"] = str(convert.export_torch(out_dir, out_dir.with_suffix(".pth")))
+    except convert.ConversionError as e:  # No torch here: the model directory is enough.
+      print(f"note: no .pth written ({e})")
+  print("exported the EMA generator: " + ", ".join(written.values()))
+  return written
+
+
+def export_checkpoint(workdir: Path, step: int | None = None, torch_file: bool = True) -> dict[str, str]:
+  import orbax.checkpoint as ocp
+
+  workdir = Path(workdir).absolute()
+  info_file = workdir / RUN_INFO
+  if not info_file.exists():
+    raise FileNotFoundError(f"{workdir} is not a jaxsr training directory ({RUN_INFO} is missing)")
+  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+  arch = json.loads(info_file.read_text())["generator_arch"]
+  return export_ema(workdir, generator_arch=arch, ema_params=restored["ema_params"], step=step,
+                    torch_file=torch_file)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxsr.train.export", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", required=True, type=Path)
+  parser.add_argument("--step", type=int, default=None, help="default: the latest checkpoint")
+  parser.add_argument("--no-pth", action="store_true", help="skip the PyTorch file")
+  args = parser.parse_args(argv)
+  try:
+    export_checkpoint(args.workdir, args.step, torch_file=not args.no_pth)
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,71 @@
+"""Starting weights for fine-tuning: converted model directories (or files converted on first use).
+
+`init` in a config is a jaxsr model directory, or a `.pth` / ncnn `.param` file that is converted
+once into `WORKDIR/pretrained/` (so a run needs no separate conversion step), or "" for a fresh
+initialisation (generator: BasicSR's scaled Kaiming init; discriminator: Flax defaults).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxsr import checkpoint
+from jaxsr.models import RRDBNet, UNetDiscriminatorSN
+
+CONVERTIBLE_SUFFIXES = (".pth", ".pt", ".param")
+
+
+class PretrainedWeightsError(Exception):
+  pass
+
+
+def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:
+  """The model directory `init` names, converting a raw weight file on first use."""
+  path = Path(init)
+  if path.suffix.lower() in CONVERTIBLE_SUFFIXES and path.is_file():
+    from jaxsr import convert  # Conversion only when a raw weight file is given.
+
+    target = workdir / "pretrained" / f"{kind}_{path.stem}"
+    if not (target / checkpoint.METADATA_FILE).exists():
+      try:
+        convert.convert(path, target, kind=kind, overwrite=True)
+      except convert.ConversionError as e:
+        raise PretrainedWeightsError(str(e)) from None
+    return target
+  if not path.exists():
+    raise PretrainedWeightsError(f"the {kind} weights {init!r} do not exist: {howto}")
+  return path
+
+
+def generator(init: str, arch, workdir: Path, howto: str, rng: jax.Array, lq_size: int,
+              dtype) -> tuple[RRDBNet, Any]:
+  """(module, params) of the generator to fine-tune."""
+  if init:
+    try:
+      variables, meta = checkpoint.load(resolve(init, "generator", workdir, howto),
+                                        expect_kind="generator")
+    except checkpoint.CheckpointError as e:
+      raise PretrainedWeightsError(str(e)) from None
+    return RRDBNet(**meta.arch, dtype=dtype), variables["params"]
+  module = RRDBNet(**arch, dtype=dtype)
+  x = np.zeros((1, lq_size, lq_size, 3), np.float32)
+  return module, jax.jit(module.init)(rng, x)["params"]
+
+
+def discriminator(init: str, num_feat: int, workdir: Path, howto: str, rng: jax.Array,
+                  gt_size: int, dtype) -> tuple[UNetDiscriminatorSN, dict[str, Any]]:
+  """(module, {"params", "spectral"}) of the discriminator."""
+  if init:
+    try:
+      variables, meta = checkpoint.load(resolve(init, "discriminator", workdir, howto),
+                                        expect_kind="discriminator")
+    except checkpoint.CheckpointError as e:
+      raise PretrainedWeightsError(str(e)) from None
+    return UNetDiscriminatorSN(**meta.arch, dtype=dtype), variables
+  module = UNetDiscriminatorSN(num_feat=num_feat, dtype=dtype)
+  x = np.zeros((1, gt_size, gt_size, 3), np.float32)
+  return module, jax.jit(module.init)(rng, x)

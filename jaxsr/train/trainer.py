@@ -1,0 +1,212 @@
+"""The fine-tuning loop: data -> jitted step on a device mesh -> logs, checkpoints, export.
+
+Read top to bottom: build networks and state, resume if the workdir has a checkpoint, then loop.
+Resuming restores the whole state (params, optimiser moments, EMA, spectral-norm vectors) and
+restarts the input pipeline at the restored step, so N steps + resume + N steps gives exactly the
+parameters of 2N uninterrupted steps.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+
+from jaxsr.train import export as export_lib
+from jaxsr.train import perceptual as perceptual_lib
+from jaxsr.train import pretrained
+from jaxsr.train import sharding
+from jaxsr.train import state as state_lib
+from jaxsr.train.step import make_train_step
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class NonFiniteLossError(RuntimeError):
+  pass
+
+
+class StopRequest:
+  """Turns SIGTERM/SIGINT (preemption, Ctrl-C) into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.signal_name: str | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signal_name is not None:  # A second Ctrl-C: stop now, without the save.
+      signal.default_int_handler(signum, frame)
+    self.signal_name = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _loss_config(config) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      pixel_weight=config.loss.pixel_weight, perceptual_weight=config.loss.perceptual_weight,
+      gan_weight=config.loss.gan_weight, ema_decay=config.ema_decay))
+
+
+def _image_summary(lq: np.ndarray, sr: np.ndarray, gt: np.ndarray, count: int = 3) -> np.ndarray:
+  """Rows of LR (nearest, GT size) | SR (EMA) | GT, for TensorBoard."""
+  scale = gt.shape[1] // lq.shape[1]
+  lq_up = np.repeat(np.repeat(lq[:count], scale, axis=1), scale, axis=2)
+  return np.clip(np.concatenate([lq_up, sr[:count], gt[:count]], axis=2), 0.0, 1.0)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+  """Runs (or resumes) fine-tuning in `workdir`; returns {"step", "stopped_by", "export"}."""
+  from clu import metric_writers  # Heavy (TensorBoard); only the trainer needs it.
+  from jaxsr.data import input_pipeline
+
+  workdir = Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_chief = jax.process_index() == 0
+  dtype = COMPUTE_DTYPES[config.compute_dtype]
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.batch_size, mesh)
+  replicated, batch_sharding = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+
+  # ---- networks and the initial state.
+  degradation = config.data.degradation
+  g_rng, d_rng = jax.random.split(jax.random.key(config.seed))
+  generator, g_params = pretrained.generator(
+      config.generator.init, config.generator.arch, workdir, config.generator.howto, g_rng,
+      degradation.gt_size // degradation.scale, dtype)
+  if generator.scale != degradation.scale:
+    raise ValueError(f"the generator is x{generator.scale} but the data are made for "
+                     f"x{degradation.scale} (data.degradation.scale)")
+  discriminator, d_variables = pretrained.discriminator(
+      config.discriminator.init, config.discriminator.num_feat, workdir, config.discriminator.howto,
+      d_rng, degradation.gt_size, dtype)
+  features_fn, perceptual_params, layer_weights = perceptual_lib.build(config.perceptual, dtype)
+  loss_config = _loss_config(config)
+  loss_config.perceptual_layer_weights = layer_weights
+  g_tx, d_tx = state_lib.adam(config.optimizer), state_lib.adam(config.optimizer)
+  state = state_lib.create(g_params, d_variables, g_tx, d_tx)
+  if is_chief:
+    export_lib.write_run_info(workdir, _arch_of(generator))
+
+  # ---- resume.
+  manager = ocp.CheckpointManager(
+      workdir / "checkpoints",
+      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
+                                           enable_async_checkpointing=True))
+  state = jax.device_put(state, replicated)
+  latest = manager.latest_step()
+  if latest is not None:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    if is_chief:
+      print(f"resumed from step {latest} ({workdir / 'checkpoints'})")
+  start_step = int(jax.device_get(state.step))
+  perceptual_params = jax.device_put(perceptual_params, replicated)
+
+  train_step = jax.jit(
+      make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx),
+      in_shardings=(replicated, batch_sharding, replicated),
+      out_shardings=(replicated, replicated), donate_argnums=(0,))
+  ema_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq))
+
+  dataset = input_pipeline.make_train_dataset(
+      config.data.source, config.data, seed=config.seed, global_batch_size=config.batch_size,
+      start_step=start_step)
+  batches = dataset.as_numpy_iterator()
+  writer = metric_writers.create_default_writer(workdir / "logs", just_logging=not is_chief)
+  if start_step == 0:
+    writer.write_hparams({k: v for k, v in config.to_dict().items()
+                          if isinstance(v, (int, float, str, bool))})
+
+  # ---- the loop.
+  step, stopped_by = start_step, None
+  last_log_time, last_log_step = time.perf_counter(), start_step
+  progress = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not is_chief,
+                       desc="fine-tuning", unit="step", dynamic_ncols=True)
+  with StopRequest() as stop:
+    while step < config.total_steps:
+      local = next(batches)
+      batch = sharding.global_batch(local, batch_sharding)
+      state, metrics = train_step(state, batch, perceptual_params)
+      step += 1
+      progress.update(1)
+
+      checked = False
+      if step % config.log_every_steps == 0 or step == config.total_steps:
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        checked = _raise_if_not_finite(values, step, manager)
+        now = time.perf_counter()
+        steps_per_s = (step - last_log_step) / (now - last_log_time)
+        last_log_time, last_log_step = now, step
+        values.update({"learning_rate": config.optimizer.lr, "steps_per_s": steps_per_s,
+                       "samples_per_s": steps_per_s * config.batch_size})
+        writer.write_scalars(step, values)
+        progress.set_postfix(g=f"{values['g/total']:.4f}", d=f"{values['d/real'] + values['d/fake']:.3f}")
+      if config.image_every_steps and step % config.image_every_steps == 0:
+        sr = np.asarray(jax.device_get(ema_forward(state.ema_params, batch["lq"])))
+        lq_host, gt_host = (np.asarray(jax.device_get(batch[k])) for k in ("lq", "gt"))
+        writer.write_images(step, {"lr_sr_gt": _image_summary(lq_host, sr, gt_host)})
+
+      stopped_by = stop.signal_name
+      if step % config.checkpoint_every_steps == 0 or step == config.total_steps or stopped_by:
+        if not checked:
+          _raise_if_not_finite({k: float(v) for k, v in jax.device_get(metrics).items()}, step,
+                               manager)
+        manager.save(step, args=ocp.args.StandardSave(state))
+      if stopped_by:
+        break
+  progress.close()
+  manager.wait_until_finished()
+  writer.flush()
+
+  exported = None
+  if stopped_by:
+    if is_chief:
+      print(f"{stopped_by}: saved step {step} to {workdir / 'checkpoints'}; run the same command "
+            "again to resume")
+  elif is_chief:
+    exported = export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
+                                     ema_params=state.ema_params, step=step,
+                                     torch_file=config.export_pth)
+    if config.get("evaluate_after") and config.generator.init:
+      from jaxsr.train import final_eval
+
+      final_eval.pretrained_vs_finetuned(
+          config.evaluate_after, workdir,
+          pretrained.resolve(config.generator.init, "generator", workdir, config.generator.howto),
+          Path(exported["model_dir"]))
+  return {"step": step, "stopped_by": stopped_by, "export": exported}
+
+
+def _arch_of(generator) -> dict[str, int]:
+  return dict(scale=generator.scale, num_feat=generator.num_feat, num_block=generator.num_block,
+              num_grow_ch=generator.num_grow_ch, num_out_ch=generator.num_out_ch)
+
+
+def _raise_if_not_finite(values: dict[str, float], step: int, manager) -> bool:
+  bad = {k: v for k, v in values.items() if not np.isfinite(v)}
+  if bad:
+    manager.wait_until_finished()
+    last = manager.latest_step()
+    where = (f"the last good checkpoint (step {last}) is intact" if last is not None
+             else "no checkpoint had been saved yet")
+    raise NonFiniteLossError(
+        f"non-finite values at step {step}: {bad}. Training stopped; {where}. Lower the learning "
+        "rate, check the data for broken images, or use compute_dtype='float32'.")
+  return True
