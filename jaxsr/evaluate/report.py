@@ -250,6 +250,9 @@ def write_reports(rows: Sequence[dict], metric_names: Sequence[str], protocol: d
   os.makedirs(out_dir, exist_ok=True)
   write_csv(rows, metric_names, os.path.join(out_dir, "per_image.csv"))
   summary = summarize(rows, metric_names, protocol, n_bootstrap=n_bootstrap, seed=seed)
+  clashes = sorted(set(summary) & set(extra or {}))
+  if clashes:  # An extra entry must not silently replace a computed one.
+    raise ValueError(f"extra entries {clashes} would replace the summary's own")
   summary = _finite_or_null({**summary, **(extra or {})})
   write_json(summary, os.path.join(out_dir, "summary.json"))
   title = protocol.get("name") if protocol else None

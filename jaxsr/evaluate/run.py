@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import ml_collections
 import numpy as np
@@ -29,7 +29,8 @@ Upscaler = Callable[[np.ndarray, int], np.ndarray]
 def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upscaler],
              protocol: ml_collections.ConfigDict, out_dir: str,
              regions: Optional[Mapping[str, figures.Region]] = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, extra: Optional[Mapping] = None,
+             notes: Sequence[str] = ()) -> dict:
   """Evaluates `models` on `images` under `protocol`; writes the result files; returns the summary.
 
   Args:
@@ -41,6 +42,8 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
     regions: optional image name -> (top, left, size) of the figure's magnified region in GT
       pixels; other images get an automatically picked one.
     progress: show a tqdm progress bar.
+    extra: more entries for summary.json (e.g. where the models and images came from).
+    notes: Markdown lines for summary.md, after the protocol line (e.g. how a model was run).
 
   Returns:
     The summary written to summary.json (see `report.summarize`).
@@ -57,8 +60,10 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
   os.makedirs(out_dir, exist_ok=True)
 
   rows, figure_rows, seen = [], [], set()
-  for name, image in tqdm.tqdm(images, desc=f"evaluate {protocol.name}", unit="image",
-                               disable=not progress):
+  # `images` may be sized (then the bar shows a total); a network call can take a minute on a CPU,
+  # so the bar also says which model is running.
+  bar = tqdm.tqdm(images, desc=f"evaluate {protocol.name}", unit="image", disable=not progress)
+  for name, image in bar:
     if name in seen:
       raise ValueError(f"Duplicate image name {name!r}")
     seen.add(name)
@@ -66,6 +71,7 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
     score = suite.against(gt)
     outputs, captions = {}, {}
     for model_name, upscale in all_models.items():
+      bar.set_postfix_str(f"{name}: {model_name}")
       start = time.perf_counter()
       sr = np.asarray(upscale(lr, scale), np.float32)
       seconds = time.perf_counter() - start
@@ -86,7 +92,9 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
 
   if not rows:
     raise ValueError("No images to evaluate")
-  extra = {}
+  extra = dict(extra or {})
+  if "figure" in extra:
+    raise ValueError("'figure' is written by evaluate; pass the regions instead")
   if figure_rows:
     used = figures.comparison_figure(
         figure_rows, os.path.join(out_dir, "comparison.png"), scale,
@@ -97,4 +105,4 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
   return report.write_reports(
       rows, suite.names, protocols.protocol_summary(protocol), out_dir,
       n_bootstrap=protocol.report.n_bootstrap, seed=protocol.report.seed,
-      protocol_line=protocols.describe(protocol), extra=extra)
+      protocol_line="\n\n".join([protocols.describe(protocol), *notes]), extra=extra)

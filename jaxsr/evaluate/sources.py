@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import pathlib
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -72,29 +73,39 @@ def read_dicom(path: str) -> np.ndarray:
   return _gray_to_rgb(values)
 
 
-def skimage_images(names: Sequence[str] = SKIMAGE_FUNDUS) -> Iterator[tuple[str, np.ndarray]]:
-  """The fundus images bundled with scikit-image (no network: files of the installed wheel)."""
+def skimage_path(name: str) -> pathlib.Path:
+  """A file of scikit-image's `data` folder, read from the installed wheel (never downloaded)."""
   try:
-    folder = str(importlib.resources.files("skimage") / "data")
+    folder = pathlib.Path(str(importlib.resources.files("skimage") / "data"))
   except ModuleNotFoundError as e:
     raise ImportError("The bundled fundus images need scikit-image (pip install scikit-image)") from e
+  path = folder / name
+  if not path.is_file():
+    raise FileNotFoundError(f"{name} is not in this scikit-image install ({folder})")
+  return path
+
+
+def pydicom_data_path(name: str) -> pathlib.Path:
+  """A file of pydicom-data (pip install pydicom-data), never downloaded."""
+  from pydicom.data import get_testdata_file
+
+  path = get_testdata_file(name, download=False)
+  if path is None:
+    raise FileNotFoundError(f"{name} is not installed; it ships in the pydicom-data package "
+                            "(pip install pydicom-data)")
+  return pathlib.Path(path)
+
+
+def skimage_images(names: Sequence[str] = SKIMAGE_FUNDUS) -> Iterator[tuple[str, np.ndarray]]:
+  """The fundus images bundled with scikit-image (no network: files of the installed wheel)."""
   for name in names:
-    path = os.path.join(folder, name)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"{name} is not in this scikit-image install ({folder})")
-    yield os.path.splitext(name)[0], read_image(path)
+    yield os.path.splitext(name)[0], read_image(str(skimage_path(name)))
 
 
 def dicom_images(names: Sequence[str] = PYDICOM_RADIOGRAPHS) -> Iterator[tuple[str, np.ndarray]]:
   """pydicom-data's radiographs (pip install pydicom-data), never downloaded."""
-  from pydicom.data import get_testdata_file
-
   for name in names:
-    path = get_testdata_file(name, download=False)
-    if path is None:
-      raise FileNotFoundError(f"{name} is not installed; it ships in the pydicom-data package "
-                              "(pip install pydicom-data)")
-    yield os.path.splitext(name)[0], read_dicom(path)
+    yield os.path.splitext(name)[0], read_dicom(str(pydicom_data_path(name)))
 
 
 def folder_images(folder: str, limit: Optional[int] = None) -> Iterator[tuple[str, np.ndarray]]:

@@ -118,3 +118,10 @@ def test_best_model_respects_metric_direction():
   single = summary["paired_differences"]["sharp - blurry"]["hfen"]
   assert single["mean"] == pytest.approx(0.2) and single["ci_low"] is None and single["n"] == 1
   assert "| sharp - blurry | +0.7000 | +0.2000 |" in markdown
+
+
+def test_extra_entries_may_not_replace_computed_ones(tmp_path):
+  with pytest.raises(ValueError, match=r"\['models'\]"):
+    report.write_reports(_synthetic_rows(n_images=2), ["psnr"], {"name": "toy"}, str(tmp_path),
+                         n_bootstrap=10, extra={"models": {"better": "details"}})
+  assert not (tmp_path / "summary.json").exists()
