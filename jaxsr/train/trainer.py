@@ -84,7 +84,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   sharding.check_batch_size(config.batch_size, mesh)
   replicated, batch_sharding = sharding.replicated(mesh), sharding.batch_sharded(mesh)
 
-  # ---- networks and the initial state.
+  # ---- networks and the initial state (the perceptual network first: a missing VGG19 should
+  # stop the run before anything slow happens).
+  features_fn, perceptual_params, layer_weights = perceptual_lib.build(config.perceptual, dtype)
   degradation = config.data.degradation
   g_rng, d_rng = jax.random.split(jax.random.key(config.seed))
   generator, g_params = pretrained.generator(
@@ -96,7 +98,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   discriminator, d_variables = pretrained.discriminator(
       config.discriminator.init, config.discriminator.num_feat, workdir, config.discriminator.howto,
       d_rng, degradation.gt_size, dtype)
-  features_fn, perceptual_params, layer_weights = perceptual_lib.build(config.perceptual, dtype)
   loss_config = _loss_config(config)
   loss_config.perceptual_layer_weights = layer_weights
   g_tx, d_tx = state_lib.adam(config.optimizer), state_lib.adam(config.optimizer)

@@ -1,0 +1,149 @@
+"""The training loop on a tiny configuration: it trains, checkpoints, resumes exactly, and refuses NaN."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxsr import checkpoint
+from jaxsr.train import trainer
+from jaxsr.train.config import base_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_images(folder: Path, count=3, size=400, seed=0):
+  folder.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  for i in range(count):
+    # Smooth random texture (not white noise) so the degradations act on image-like content.
+    small = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((size, size), Image.BICUBIC).save(folder / f"img{i}.png")
+  return folder
+
+
+def tiny_config(data: Path, total_steps=4):
+  config = base_config()
+  config.total_steps = total_steps
+  config.batch_size = 2
+  config.generator.init = ""
+  config.generator.arch = dict(scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+  config.discriminator.init = ""
+  config.discriminator.num_feat = 8
+  config.perceptual.network = "none"
+  config.data.source = str(data)
+  config.data.degradation.gt_size = 32
+  config.data.num_parallel_calls = 2
+  config.log_every_steps = 1
+  config.image_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.keep_checkpoints = 5
+  config.export_pth = False
+  return config
+
+
+def leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def restore_state(workdir: Path, step: int):
+  import orbax.checkpoint as ocp
+
+  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+    return manager.restore(step, args=ocp.args.StandardRestore())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  return make_images(tmp_path_factory.mktemp("data") / "images")
+
+
+@pytest.mark.slow
+def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_path, data):
+  result = trainer.train(tiny_config(data), tmp_path / "straight")
+  assert result["step"] == 4 and result["stopped_by"] is None
+  assert sorted(os.listdir(tmp_path / "straight" / "checkpoints")) == ["2", "4"]
+  assert list((tmp_path / "straight" / "logs").glob("events.out.tfevents.*"))
+
+  first, last = restore_state(tmp_path / "straight", 2), restore_state(tmp_path / "straight", 4)
+  assert int(last["step"]) == 4
+  for name in ("g_params", "d_params", "d_spectral"):
+    assert any(not np.array_equal(a, b) for a, b in zip(leaves(first[name]), leaves(last[name]))), name
+  assert any(not np.array_equal(a, b) for a, b in zip(leaves(last["ema_params"]), leaves(last["g_params"])))
+  assert all(np.isfinite(a).all() for a in leaves(last))
+
+  # The export is the EMA generator, loadable by upscale/evaluate.
+  variables, meta = checkpoint.load(result["export"]["model_dir"], expect_kind="generator")
+  assert meta.arch == dict(scale=4, num_feat=8, num_block=1, num_grow_ch=4, num_out_ch=3)
+  for a, b in zip(leaves(variables["params"]), leaves(last["ema_params"])):
+    np.testing.assert_array_equal(a, b)
+
+  # 2 steps, stop, resume for 2 more == 4 straight steps, bit for bit (state and data stream).
+  trainer.train(tiny_config(data, total_steps=2), tmp_path / "resumed")
+  resumed = trainer.train(tiny_config(data, total_steps=4), tmp_path / "resumed")
+  assert resumed["step"] == 4
+  for x, y in zip(leaves(last), leaves(restore_state(tmp_path / "resumed", 4))):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_non_finite_loss_stops_with_a_message_and_no_checkpoint(tmp_path, data):
+  config = tiny_config(data)
+  config.loss.gan_weight = float("nan")
+  with pytest.raises(trainer.NonFiniteLossError, match=r"non-finite values at step 1: .*g/total"):
+    trainer.train(config, tmp_path / "nan")
+  assert not list((tmp_path / "nan" / "checkpoints").glob("[0-9]*"))
+
+
+def test_paper_config_refuses_to_start_without_vgg19(tmp_path, data):
+  # Small generator/discriminator from scratch so that only the missing VGG19 can stop it.
+  args = [sys.executable, "-m", "jaxsr.train", f"--config={REPO / 'configs' / 'stare.py'}",
+          f"--workdir={tmp_path}", "--config.generator.init=", "--config.discriminator.init=",
+          "--config.generator.arch.num_block=1", "--config.discriminator.num_feat=8",
+          "--config.perceptual.checkpoint=", f"--config.data.source={data}"]
+  out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=300,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert out.returncode == 2, out.stderr[-2000:]
+  assert "VGG19" in out.stderr and "python -m jaxsr.convert vgg19-dcbb9e9d.pth" in out.stderr
+  assert not (tmp_path / "checkpoints").exists() or not os.listdir(tmp_path / "checkpoints")
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_then_resumes(tmp_path, data):
+  """A preempted run (SIGTERM) saves its current step; the same command resumes from it."""
+  script = textwrap.dedent(f"""
+      import os, signal, sys
+      sys.path.insert(0, {str(Path(__file__).parent)!r})
+      from test_trainer import tiny_config
+      from jaxsr.train import trainer, step as step_lib
+      from pathlib import Path
+      config = tiny_config(Path({str(data)!r}), total_steps=50)
+      config.checkpoint_every_steps = 1000
+      original = step_lib.make_train_step
+      def make(*args, **kwargs):
+        fn = original(*args, **kwargs)
+        calls = []
+        def step(*a):
+          calls.append(1)
+          if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+          return fn(*a)
+        return step
+      trainer.make_train_step = make
+      result = trainer.train(config, Path({str(tmp_path / 'run')!r}))
+      print("RESULT", result["step"], result["stopped_by"])
+  """)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                       cwd=REPO, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "RESULT 3 SIGTERM" in out.stdout
+  assert "run the same command again to resume" in out.stdout
+  assert os.listdir(tmp_path / "run" / "checkpoints") == ["3"]
+  resumed = trainer.train(tiny_config(data, total_steps=5), tmp_path / "run")
+  assert resumed["step"] == 5
