@@ -45,6 +45,11 @@ def test_stare_gzipped_and_plain_ppm(tmp_path):
     assert example["image"].dtype == np.uint8 and example["image"].shape == (30, 40, 3)
     assert (example["channels"], example["bit_depth"]) == (3, 8)
     np.testing.assert_array_equal(example["image"], images[file_name[:6]])
+  # A TFRecord split has no random access: the source holds its encoded images instead.
+  source = tfds_source.TfdsSource("stare", split="train", data_dir=str(tmp_path / "data"))
+  assert sorted(source.name(i) for i in range(len(source))) == sorted(examples)
+  for index in range(len(source)):
+    np.testing.assert_array_equal(source.read(index), examples[source.name(index)]["image"])
 
 
 def test_drive_training_and_test_tifs_form_the_test_split(tmp_path):
@@ -180,7 +185,7 @@ def test_cli_builds_array_record_that_tfds_source_reads(tmp_path):
   images = {f"im{i:04d}.ppm.gz": fx.random_image(rng, (30, 40, 3)) for i in (3, 4)}
   for name, image in images.items():
     fx.write(tmp_path / "manual" / name, fx.pnm_bytes(image), gzipped=True)
-  builders_cli.main(["stare", "--manual-dir", str(tmp_path / "manual"),
+  builders_cli.main(["stare", "--manual_dir", str(tmp_path / "manual"),
                      "--data-dir", str(tmp_path / "data")])
   source = tfds_source.TfdsSource("stare", split="train", data_dir=str(tmp_path / "data"))
   assert len(source) == 2

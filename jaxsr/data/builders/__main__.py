@@ -23,9 +23,13 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("name", help="stare, shenzhen[/original|/multiscale], drive, "
                                    "nih_chest_xray14[/random40_seed0|/all]")
-  parser.add_argument("--manual-dir", required=True, help="where the download is unpacked")
-  parser.add_argument("--data-dir", default=None, help="TFDS data dir (default ~/tensorflow_datasets)")
-  parser.add_argument("--file-format", default="array_record", choices=("array_record", "tfrecord"))
+  # Both spellings: `tfds build` users type --manual_dir.
+  parser.add_argument("--manual-dir", "--manual_dir", dest="manual_dir", required=True,
+                      help="where the download is unpacked")
+  parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None,
+                      help="TFDS data dir (default ~/tensorflow_datasets)")
+  parser.add_argument("--file-format", "--file_format", dest="file_format", default="array_record",
+                      choices=("array_record", "tfrecord"))
   args = parser.parse_args(argv)
 
   builder = tfds.builder(args.name, data_dir=args.data_dir, file_format=args.file_format)
