@@ -11,6 +11,7 @@ import tifffile
 from jaxsr.data import builders
 from jaxsr.data import tfds_source
 from jaxsr.data.builders import __main__ as builders_cli
+from jaxsr.data.builders import base
 from tests.data import fixture_images as fx
 
 
@@ -143,7 +144,10 @@ def _nih_tree(manual: pathlib.Path, count: int = 12):
     name = f"{i:08d}_000.png"
     images[name] = fx.random_image(rng, (32, 32), np.uint8)
     archive = "images_001" if i < count // 2 else "images_002"
-    fx.write(manual / archive / "images" / name, fx.png_bytes(images[name]))
+    pixels = images[name]
+    if i % 3 == 0:  # a few ChestX-ray14 files are gray saved as RGBA
+      pixels = np.dstack([pixels] * 3 + [np.full_like(pixels, 255)])
+    fx.write(manual / archive / "images" / name, fx.png_bytes(pixels))
   fx.write(manual / "other" / "99999999_000.png", fx.png_bytes(np.zeros((4, 4), np.uint8)))
   return images
 
@@ -160,6 +164,7 @@ def test_nih_subset_is_seeded(tmp_path):
   assert len(first) == 4 and set(first) <= set(images)
   for file_name, example in first.items():
     np.testing.assert_array_equal(example["image"][..., 0], _as_uint16(images[file_name]))
+    assert example["channels"] == (4 if int(file_name[:8]) % 3 == 0 else 1)
   # Same seed, rebuilt elsewhere: the same files. Another seed: other files.
   (tmp_path / "data2").mkdir()
   same = _build(builders.NihChestXray14, tmp_path / "manual", tmp_path / "data2",
@@ -191,3 +196,18 @@ def test_cli_builds_array_record_that_tfds_source_reads(tmp_path):
   assert len(source) == 2
   for index in range(len(source)):
     np.testing.assert_array_equal(source.read(index), images[source.name(index)])
+
+
+def test_colour_file_in_a_gray_set_becomes_luma_close_to_pillow():
+  rng = np.random.default_rng(6)
+  rgb = fx.random_image(rng, (20, 30, 3))
+  gray = base.fit_layout(rgb, channels=1, dtype=np.uint16, name="x.png")
+  # Pillow's "L" conversion uses the same ITU-R 601 weights in fixed point.
+  pillow = np.asarray(Image.fromarray(rgb).convert("L")).astype(np.float64)
+  assert gray.shape == (20, 30, 1) and gray.dtype == np.uint16
+  assert np.abs(gray[..., 0] / 257.0 - pillow).max() <= 1.0
+
+
+def test_16bit_file_in_an_8bit_set_is_refused_by_name():
+  with pytest.raises(ValueError, match="deep.tif"):
+    base.fit_layout(np.zeros((2, 2, 3), np.uint16), channels=3, dtype=np.uint8, name="deep.tif")
