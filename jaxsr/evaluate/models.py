@@ -9,7 +9,6 @@ and `note` put that into the result files, so no number hides how it was produce
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,7 @@ def output_resize(spec: ModelSpec, scale: int) -> str | None:
 def record(spec: ModelSpec, scale: int, dtype: str) -> dict:
   """What summary.json says about a model: where it came from and how it was run."""
   return {
-      "directory": os.path.abspath(spec.directory),
+      "directory": spec.directory,  # As given: the sha256 in `source` identifies the weights.
       "arch": dict(spec.metadata.arch),
       "source": dict(spec.metadata.source),
       "network_scale": spec.network_scale,

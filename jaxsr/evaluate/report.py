@@ -218,7 +218,9 @@ def markdown_table(summary: dict, title: Optional[str] = None,
     if has_time:
       cells.append(_format(stats["seconds"]["mean"], "seconds", signed=False))
     lines.append("| " + " | ".join(cells) + " |")
-  lines += ["", f"n = {summary['n_images']} images; mean ± sample std; best in bold."]
+  n = summary["n_images"]
+  spread = "mean ± sample std" if n > 1 else "one image, so no spread or interval"
+  lines += ["", f"n = {n} image{'s' if n != 1 else ''}; {spread}; best in bold."]
 
   if summary["paired_differences"]:
     confidence = summary["bootstrap"]["confidence"]

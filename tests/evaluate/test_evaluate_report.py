@@ -118,6 +118,7 @@ def test_best_model_respects_metric_direction():
   single = summary["paired_differences"]["sharp - blurry"]["hfen"]
   assert single["mean"] == pytest.approx(0.2) and single["ci_low"] is None and single["n"] == 1
   assert "| sharp - blurry | +0.7000 | +0.2000 |" in markdown
+  assert "n = 1 image; one image, so no spread or interval" in markdown
 
 
 def test_extra_entries_may_not_replace_computed_ones(tmp_path):
