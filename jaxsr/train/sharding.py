@@ -29,6 +29,14 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
+def jit_data_parallel(train_step, mesh: Mesh):
+  """jit `train_step(state, batch, frozen) -> (state, metrics)`: state and frozen params replicated,
+  batch split over the mesh, the old state's buffers donated to the new one."""
+  rep, data = replicated(mesh), batch_sharded(mesh)
+  return jax.jit(train_step, in_shardings=(rep, data, rep), out_shardings=(rep, rep),
+                 donate_argnums=(0,))
+
+
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   devices, hosts = mesh.devices.size, jax.process_count()
   if global_batch_size % devices or global_batch_size % hosts:
@@ -47,7 +55,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   kwargs = {k: v for k, v in dict(coordinator_address=coordinator_address,
                                   num_processes=num_processes, process_id=process_id).items()
             if v is not None}
-  if jax.default_backend() == "cpu" or kwargs.get("coordinator_address", "").startswith("localhost"):
-    # CPU processes need a collective backend to all-reduce gradients across hosts.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # CPU processes need a collective backend to all-reduce across hosts (GPUs/TPUs have their own;
+  # the setting only concerns the CPU backend). Asking for the backend here would initialise it,
+  # which must not happen before `initialize`.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kwargs)

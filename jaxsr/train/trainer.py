@@ -120,10 +120,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   start_step = int(jax.device_get(state.step))
   perceptual_params = jax.device_put(perceptual_params, replicated)
 
-  train_step = jax.jit(
-      make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx),
-      in_shardings=(replicated, batch_sharding, replicated),
-      out_shardings=(replicated, replicated), donate_argnums=(0,))
+  train_step = sharding.jit_data_parallel(
+      make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx), mesh)
   ema_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq))
 
   dataset = input_pipeline.make_train_dataset(
