@@ -28,6 +28,8 @@ import tensorflow as tf
 
 from jaxsr.data import source as source_lib
 from jaxsr.data import window
+from jaxsr.degradation import config as degradation_config
+from jaxsr.degradation import pipeline as degradation
 
 DegradeFn = Callable[[tf.Tensor, tf.Tensor, ml_collections.ConfigDict], dict[str, tf.Tensor]]
 
@@ -38,8 +40,6 @@ _EXAMPLE_STREAM = 1
 
 def default_config() -> ml_collections.ConfigDict:
   """Options of the input pipeline, with the degradation options under `degradation`."""
-  from jaxsr.degradation import config as degradation_config  # pylint: disable=g-import-not-at-top
-
   config = ml_collections.ConfigDict()
   # Side of the random GT window cut from every image (the original's hard-coded 400); smaller
   # images are reflect-101 padded at the bottom and right first. Must be >= degradation.gt_size.
@@ -213,17 +213,14 @@ def make_train_dataset(
     process_count = jax.process_count() if process_count is None else process_count
   if isinstance(source, str):
     source = source_lib.open_source(source, split=config.split, data_dir=config.data_dir)
-  if degrade_fn is None:
-    from jaxsr.degradation import pipeline  # pylint: disable=g-import-not-at-top
-
-    degrade_fn = pipeline.degrade
+  degrade_fn = degrade_fn or degradation.degrade
   gt_size = config.degradation.gt_size
   if config.window_size < gt_size:
     raise ValueError(f"window_size {config.window_size} is smaller than gt_size {gt_size}")
 
   read = _ExitSafeReader(source, bool(config.skip_corrupt))
   window_size = int(config.window_size)
-  degradation_config = config.degradation
+  degradation_options = config.degradation
 
   def make_example(ids):
     image = tf.numpy_function(read, [ids["index"]], tf.uint16, stateful=False)
@@ -231,7 +228,7 @@ def make_train_dataset(
     window_seed, degrade_seed = tf.unstack(tf.random.experimental.stateless_split(
         example_seed(seed, ids["epoch"], ids["index"]), 2))
     gt = window.to_float_rgb(window.random_window(image, window_size, window_seed))
-    return degrade_fn(gt, degrade_seed, degradation_config)
+    return degrade_fn(gt, degrade_seed, degradation_options)
 
   indices = example_indices(
       len(source), seed=seed, global_batch_size=global_batch_size,
