@@ -5,6 +5,7 @@
   source.py          the random-access `ImageSource` interface; `open_source`
   folder.py          a folder of the user's own images as a source
   tfds_source.py     a prepared TFDS split as a source
+  bundled.py         images shipped in scikit-image / pydicom-data, the demo's offline source
   window.py          random 400x400 GT windows with reflect-101 padding (TF)
   subimages.py       offline sub-image extraction (library + CLI)
   input_pipeline.py  per-host, deterministic, resumable (lq, gt, gt_usm) batches
