@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from convert import torch_networks as tn
+from convert import torch_training
 from jaxsr.convert import layouts
 from jaxsr.models import RRDBNet, UNetDiscriminatorSN, VGG19Features
 from jaxsr.train import losses
@@ -56,41 +57,15 @@ def test_perceptual_matches_basicsr_formula():
 
 # ------------------------------------------------------------------------ the whole step
 
-def torch_reference_step(net_g, net_d, vgg, batch, weights, lr=1e-4):
-  """One iteration of RealESRGANModel.optimize_parameters (without EMA), written from BasicSR.
-
-  Returns both networks' gradients and the loss terms.
-  """
-  lq, gt, gt_usm = batch
-  opt_g = torch.optim.Adam(net_g.parameters(), lr=lr, betas=(0.9, 0.99))
-  opt_d = torch.optim.Adam(net_d.parameters(), lr=lr, betas=(0.9, 0.99))
-  bce = torch.nn.BCEWithLogitsLoss()
-  for p in net_d.parameters():
-    p.requires_grad = False
-  opt_g.zero_grad()
-  out = net_g(lq)
-  l_pix = F.l1_loss(out, gt_usm)
-  fo = vgg.taps(out, list(VGG_INDEX.values()))
-  fg = vgg.taps(gt_usm, list(VGG_INDEX.values()))
-  l_percep = sum(w * F.l1_loss(fo[VGG_INDEX[k]], fg[VGG_INDEX[k]].detach()) for k, w in LAYER_WEIGHTS.items())
-  fake = net_d(out)
-  l_gan = bce(fake, torch.ones_like(fake))
-  (weights["pixel"] * l_pix + weights["percep"] * l_percep + weights["gan"] * l_gan).backward()
-  opt_g.step()
-  for p in net_d.parameters():
-    p.requires_grad = True
-  opt_d.zero_grad()
-  real_pred = net_d(gt)
-  l_real = bce(real_pred, torch.ones_like(real_pred))
-  l_real.backward()
-  fake_pred = net_d(out.detach().clone())
-  l_fake = bce(fake_pred, torch.zeros_like(fake_pred))
-  l_fake.backward()
-  opt_d.step()
+def torch_reference_step(net_g, net_d, vgg, batch, weights):
+  """One RealESRGANModel iteration in PyTorch; returns both networks' gradients and the losses."""
+  opt_g, opt_d = torch_training.make_optimizers(net_g, net_d)
+  losses_ = torch_training.realesrgan_step(
+      net_g, net_d, vgg, opt_g, opt_d, batch, pixel_weight=weights["pixel"],
+      perceptual_weight=weights["percep"], gan_weight=weights["gan"])
   grads = {name: {k: p.grad.numpy().copy() for k, p in net.named_parameters()}
            for name, net in (("g", net_g), ("d", net_d))}
-  return grads, {"g/pixel": l_pix.item(), "g/perceptual": l_percep.item(), "g/gan": l_gan.item(),
-               "d/real": l_real.item(), "d/fake": l_fake.item()}
+  return grads, losses_
 
 
 def loss_config():

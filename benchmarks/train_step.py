@@ -1,0 +1,135 @@
+"""Train-step time of jaxsr vs the same iteration in PyTorch, same machine, same run.
+
+Both sides run Real-ESRGAN's GAN fine-tuning iteration (G: L1 + VGG19 perceptual + GAN; D: real +
+fake; spectral norm; Adam; EMA) on random weights and data of the requested sizes. Prints JSON and
+writes it to --out.
+
+    python benchmarks/train_step.py                           # CPU-sized defaults
+    python benchmarks/train_step.py --batch 10 --gt 256 --blocks 23 --dtype bf16   # the paper, GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # For the PyTorch reference (convert/).
+
+
+def time_jax(args) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import ml_collections
+
+  from jaxsr.models import RRDBNet, UNetDiscriminatorSN, VGG19Features
+  from jaxsr.train import sharding
+  from jaxsr.train import state as state_lib
+  from jaxsr.train.step import make_train_step
+
+  dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[args.dtype]
+  g = RRDBNet(num_block=args.blocks, dtype=dtype)
+  d = UNetDiscriminatorSN(dtype=dtype)
+  vgg = VGG19Features(dtype=dtype)
+  rng = np.random.default_rng(0)
+  lq_size = args.gt // 4
+  batch = {"lq": rng.random((args.batch, lq_size, lq_size, 3), np.float32),
+           "gt": rng.random((args.batch, args.gt, args.gt, 3), np.float32)}
+  batch["gt_usm"] = batch["gt"]
+  g_params = jax.jit(g.init)(jax.random.key(0), batch["lq"][:1])["params"]
+  d_vars = jax.jit(d.init)(jax.random.key(1), batch["gt"][:1])
+  vgg_vars = jax.jit(vgg.init)(jax.random.key(2), batch["gt"][:1])
+  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
+  g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
+  loss = ml_collections.ConfigDict(dict(
+      pixel_weight=1.0, perceptual_weight=1.0, gan_weight=0.1, ema_decay=0.999,
+      perceptual_layer_weights={"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
+                                "conv5_4": 1.0}))
+  mesh = sharding.make_mesh()
+  step = sharding.jit_data_parallel(
+      make_train_step(g, d, lambda p, x: vgg.apply(p, x), loss, g_tx, d_tx), mesh)
+  state = jax.device_put(state_lib.create(g_params, d_vars, g_tx, d_tx), sharding.replicated(mesh))
+  vgg_vars = jax.device_put(vgg_vars, sharding.replicated(mesh))
+  batch = sharding.global_batch(batch, sharding.batch_sharded(mesh))
+
+  start = time.perf_counter()
+  state, metrics = step(state, batch, vgg_vars)
+  jax.block_until_ready(metrics)
+  compile_and_first = time.perf_counter() - start
+  times = []
+  for _ in range(args.steps):
+    start = time.perf_counter()
+    state, metrics = step(state, batch, vgg_vars)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - start)
+  return {"device": str(jax.devices()[0].device_kind), "devices": jax.device_count(),
+          "compile_and_first_step_s": compile_and_first, "step_s": float(np.median(times)),
+          "step_s_all": times}
+
+
+def time_torch(args) -> dict:
+  import torch
+
+  from convert import torch_networks as tn
+  from convert import torch_training
+
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  net_g = tn.RRDBNet(num_block=args.blocks).to(device)
+  net_d = tn.UNetDiscriminatorSN().to(device)
+  vgg = tn.VGG19().to(device).eval()
+  for p in vgg.parameters():
+    p.requires_grad = False
+  ema = tn.RRDBNet(num_block=args.blocks).to(device)
+  opt_g, opt_d = torch_training.make_optimizers(net_g, net_d)
+  lq = torch.rand(args.batch, 3, args.gt // 4, args.gt // 4, device=device)
+  gt = torch.rand(args.batch, 3, args.gt, args.gt, device=device)
+  amp = torch.autocast(device, dtype=torch.float16) if (device == "cuda" and args.dtype == "bf16") \
+      else torch.autocast(device, enabled=False)
+
+  def one():
+    with amp:
+      torch_training.realesrgan_step(net_g, net_d, vgg, opt_g, opt_d, (lq, gt, gt), ema=ema)
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  start = time.perf_counter()
+  one()
+  first = time.perf_counter() - start
+  times = []
+  for _ in range(args.steps):
+    start = time.perf_counter()
+    one()
+    times.append(time.perf_counter() - start)
+  return {"device": device, "threads": torch.get_num_threads(), "first_step_s": first,
+          "step_s": float(np.median(times)), "step_s_all": times,
+          "precision": "fp16 autocast" if device == "cuda" and args.dtype == "bf16" else "fp32"}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--batch", type=int, default=2)
+  parser.add_argument("--gt", type=int, default=64, help="GT crop size (LR is gt / 4)")
+  parser.add_argument("--blocks", type=int, default=23, help="RRDB blocks (23 = x4plus)")
+  parser.add_argument("--steps", type=int, default=3, help="timed steps after the first")
+  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+  parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step_cpu.json"))
+  args = parser.parse_args()
+
+  result = {"config": vars(args) | {"out": str(args.out)}, "host": platform.node(),
+            "cpu_count": os.cpu_count(), "jax": time_jax(args), "torch": time_torch(args)}
+  result["torch_over_jax"] = result["torch"]["step_s"] / result["jax"]["step_s"]
+  text = json.dumps(result, indent=2)
+  print(text)
+  args.out.parent.mkdir(parents=True, exist_ok=True)
+  args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+  main()
