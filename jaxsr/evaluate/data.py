@@ -63,11 +63,13 @@ def list_images(spec: str, *, split: Optional[str] = None, data_dir: Optional[st
   """The images `spec` names (see the module docstring), in a fixed order."""
   kind, _, names = spec.partition(":")
   try:
+    # Bundled files are recorded as `kind:NAME`, not by this machine's site-packages path.
     if kind == "skimage":
-      return [_lazy_file(sources.skimage_path(name), sources.read_image)
+      return [_lazy_file(sources.skimage_path(name), sources.read_image, f"skimage:{name}")
               for name in _names(names, sources.SKIMAGE_FUNDUS)]
     if kind == "pydicom-data":
-      return [_lazy_file(sources.pydicom_data_path(name), sources.read_dicom)
+      return [_lazy_file(sources.pydicom_data_path(name), sources.read_dicom,
+                         f"pydicom-data:{name}")
               for name in _names(names, sources.PYDICOM_RADIOGRAPHS)]
   except (FileNotFoundError, ImportError) as e:  # Not installed, or no such bundled file.
     raise DataError(f"--data {spec}: {e}") from None
@@ -83,8 +85,10 @@ def _names(text: str, default: Sequence[str]) -> list[str]:
   return [name for name in text.split(",") if name] if text else list(default)
 
 
-def _lazy_file(path: pathlib.Path, reader: Callable[[str], np.ndarray]) -> LazyImage:
-  return LazyImage(name=_stem(path), where=str(path), load=functools.partial(reader, str(path)))
+def _lazy_file(path: pathlib.Path, reader: Callable[[str], np.ndarray],
+               where: Optional[str] = None) -> LazyImage:
+  return LazyImage(name=_stem(path), where=where or str(path),
+                   load=functools.partial(reader, str(path)))
 
 
 def _stem(path: pathlib.Path) -> str:

@@ -78,7 +78,8 @@ def skimage_path(name: str) -> pathlib.Path:
   try:
     folder = pathlib.Path(str(importlib.resources.files("skimage") / "data"))
   except ModuleNotFoundError as e:
-    raise ImportError("The bundled fundus images need scikit-image (pip install scikit-image)") from e
+    raise ImportError("The bundled fundus images need scikit-image "
+                      "(pip install scikit-image)") from e
   path = folder / name
   if not path.is_file():
     raise FileNotFoundError(f"{name} is not in this scikit-image install ({folder})")

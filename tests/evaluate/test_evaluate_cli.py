@@ -1,4 +1,4 @@
-"""python -m jaxsr.evaluate end to end: bundled images, a tiny converted network, recomputed numbers.
+"""python -m jaxsr.evaluate end to end on bundled images with a tiny converted network.
 
 The expected metrics are recomputed here from the PyTorch reference network and PIL / SciPy /
 scikit-image steps, never read back from the code under test.

@@ -73,7 +73,8 @@ def test_bad_specs_raise_data_error_naming_the_problem(tmp_path, spec, message):
 
 def test_bundled_sets_list_their_files_by_default():
   assert [i.name for i in data.list_images("skimage")] == ["retina", "microaneurysms"]
-  assert [i.name for i in data.list_images("skimage:retina.jpg")] == ["retina"]
+  assert [(i.name, i.where) for i in data.list_images("skimage:retina.jpg")] == [
+      ("retina", "skimage:retina.jpg")]
   pytest.importorskip("pydicom")
   from pydicom.data import get_testdata_file
 
