@@ -169,3 +169,24 @@ def test_cli_refuses_to_overwrite_results_without_force(tmp_path, capsys):
   assert cli.main(argv) == 2
   assert "--force" in capsys.readouterr().err
   assert (tmp_path / "summary.json").read_text() == "{}"
+
+
+def test_every_protocol_option_lands_in_the_recorded_protocol(tmp_path):
+  out = tmp_path / "out"
+  assert cli.main([
+      "--protocol", "retina-x2", "--data", "skimage:microaneurysms.png", "--gt-size", "64x96",
+      "--blur-sigma", "1.5", "--blur-kernel-size", "9", "--blur-border", "edge",
+      "--color-space", "y", "--crop-border", "3", "--lpips", "none", "--no-vessel",
+      "--bootstrap", "50", "--seed", "4", "--figure-images", "0", "--quiet", "-o", str(out)]) == 0
+  summary = json.loads((out / "summary.json").read_text())
+  protocol, metrics = summary["protocol"], summary["protocol"]["metrics"]
+  assert protocol["gt_size"] == [64, 96] and protocol["scale"] == 2
+  assert (protocol["blur_sigma"], protocol["blur_kernel_size"], protocol["blur_border"]) == (
+      1.5, 9, "edge")
+  assert (metrics["color_space"], metrics["crop_border"], metrics["lpips_net"],
+          metrics["vessel"]) == ("y", 3, "", False)
+  assert protocol["report"]["n_bootstrap"] == 50 and protocol["report"]["seed"] == 4
+  assert summary["metrics"] == ["psnr", "ssim", "hfen", "grad_ratio"]
+  assert not (out / "comparison.png").exists()
+  markdown = (out / "summary.md").read_text()
+  assert "sigma 1.5, 9x9, edge border" in markdown and "Y (BT.601), 3 px border" in markdown
