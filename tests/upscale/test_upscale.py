@@ -1,41 +1,11 @@
 """`Upscaler` and `python -m jaxsr.upscale` against the PyTorch reference network on the same weights."""
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
-from convert import torch_networks as tn
 from jaxsr import upscale as cli
-from jaxsr.convert import convert
 from jaxsr.infer.upscaler import Upscaler
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-  """Small random x4 and x2 generators (PyTorch) and their converted directories."""
-  root = tmp_path_factory.mktemp("models")
-  nets, dirs = {}, {}
-  for scale in (4, 2):
-    torch.manual_seed(scale)
-    net = tn.RRDBNet(scale=scale, num_block=1, num_feat=16, num_grow_ch=8).eval()
-    torch.save({"params_ema": net.state_dict()}, root / f"x{scale}.pth")
-    dirs[scale] = convert(root / f"x{scale}.pth", root / f"x{scale}")
-    nets[scale] = net
-  torch.manual_seed(0)
-  torch.save({"params": tn.UNetDiscriminatorSN(num_feat=8).state_dict()}, root / "netD.pth")
-  dirs["D"] = convert(root / "netD.pth", root / "netD")
-  return nets, dirs
-
-
-def torch_sr(net, rgb_float):
-  with torch.no_grad():
-    out = net(torch.from_numpy(rgb_float.transpose(2, 0, 1)[None].copy()))
-  return out[0].numpy().transpose(1, 2, 0)
-
-
-def random_image(shape, seed=0):
-  return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+from tests.upscale.reference import random_image, torch_sr
 
 
 def test_rgb_uint8_matches_pytorch(models):
