@@ -360,7 +360,7 @@ def _read_tiff(path: Path) -> Image:
     axes = page.axes if "S" in page.axes else page.axes + "S"
     samples = np.moveaxis(samples.reshape(samples.shape + (1,) * ("S" not in page.axes)),
                           [axes.index("Y"), axes.index("X"), axes.index("S")], [0, 1, 2])
-    per_inch = {"INCH": 1.0, "CENTIMETER": 2.54}.get(page.resolutionunit.name)
+    per_inch = {"INCH": 1.0, "CENTIMETER": 2.54}.get(tifffile.RESUNIT(page.resolutionunit).name)
     dpi = tuple(float(r) * per_inch for r in page.resolution) if per_inch else None
     icc = page.tags.get("InterColorProfile")
     metadata = dict(source_format="tiff", dpi=dpi if dpi and all(dpi) else None,
