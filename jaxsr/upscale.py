@@ -1,85 +1,244 @@
-"""python -m jaxsr.upscale: super-resolve an image with a jaxsr generator directory.
+"""python -m jaxsr.upscale: super-resolve PNG, TIFF, JPEG and DICOM files with a jaxsr generator.
 
-  python -m jaxsr.upscale -i xray.png -o xray_x4.png --model models/x4plus
-  python -m jaxsr.upscale -i fundus.jpg -o fundus_x2.png --model models/x4plus --outscale 2
+  python -m jaxsr.upscale -i chest.dcm -o chest_x4.dcm --model models/x4plus
+  python -m jaxsr.upscale -i study/ -o study_x4/ --model models/x4plus --batch 4
+  python -m jaxsr.upscale -i 'fundus/**/*.jpg' -o fundus_x2/ --model models/x4plus --outscale 2
+  python -m jaxsr.upscale -i study/ -o study_png/ --model models/x4plus --format png
 
-Whole image in one jit-compiled call; 8-bit PNG/JPEG, RGB or gray (gray stays gray).
+INPUT is a file, a folder (searched recursively for .png .tif .tiff .jpg .jpeg .dcm .dicom files;
+hidden files and OUTPUT's own files are left out) or a quoted glob (`**` recurses; every match is
+tried whatever its name, e.g. 'series/IM*' for DICOM files without a suffix). Outputs keep their
+path relative to the folder (or the glob's fixed leading folders) under OUTPUT, which is a folder
+unless INPUT is one file and OUTPUT has an image suffix. Files are read by content and written
+back in their own format, bit depth, gray/colour and (DICOM) photometric convention, unless
+--format says otherwise. Each output appears complete or not at all.
+
+Exit status: 0 when every file was written or skipped, 1 when any failed (each is reported and
+the others are still processed), 2 for bad arguments or a model directory that is not a generator.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import glob
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+import tqdm
 
 from jaxsr import checkpoint
+from jaxsr.infer import imageio
 
-SUPPORTED_MODES = {"L": "L", "RGB": "RGB", "RGBA": "RGBA", "P": "RGB", "LA": "RGBA"}
-
-
-def read_image(path: Path) -> np.ndarray:
-  try:
-    with Image.open(path) as img:
-      img.load()
-      if img.mode not in SUPPORTED_MODES:
-        raise ValueError(f"{path}: pixel mode {img.mode} is not supported here (8-bit gray, RGB or RGBA)")
-      return np.asarray(img.convert(SUPPORTED_MODES[img.mode]))
-  except (UnidentifiedImageError, OSError) as e:
-    raise ValueError(f"{path} cannot be read as an image ({e})") from None
+# --format choices -> imageio format names; the suffix a new output name gets for each format.
+FORMATS = {"auto": None, "png": "png", "tiff": "tiff", "dcm": "dicom"}
+NEW_SUFFIX = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg", "dicom": ".dcm"}
 
 
-def write_image(path: Path, pixels: np.ndarray) -> None:
-  """Writes atomically: a failure leaves no partial file at `path`."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-  os.close(fd)
-  try:
-    Image.fromarray(pixels).save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+class UsageError(Exception):
+  """The command line cannot be carried out as given (exit status 2)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One input file and where its result goes.
+
+  Attributes:
+    source: the input file.
+    output: the output file if `named`, else the output path whose suffix is still to be fitted
+      to the output format (known once the file has been read).
+    named: the user gave `output` as the output file name.
+  """
+  source: Path
+  output: Path
+  named: bool
+
+
+def parse_args(argv) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog="python -m jaxsr.upscale", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("-i", "--input", required=True, help="file, folder or quoted glob")
+  parser.add_argument("-o", "--output", required=True, type=Path, help="output file or folder")
+  parser.add_argument("--model", required=True, type=Path, help="jaxsr generator directory")
+  parser.add_argument("--outscale", type=float, default=None,
+                      help="final scale; other than the network's, the output is resized with "
+                           "Lanczos (default: the network's own scale)")
+  parser.add_argument("--tile", type=int, default=256,
+                      help="tile size in input pixels; 0 = whole image at once, exact but with "
+                           "memory that grows with the image (default: 256)")
+  parser.add_argument("--tile-pad", type=int, default=24,
+                      help="context around each tile, also the width over which neighbouring "
+                           "tiles are blended (default: 24)")
+  parser.add_argument("--pre-pad", type=int, default=0,
+                      help="with --tile 0: reflected rows/columns added at the bottom/right")
+  parser.add_argument("--batch", type=int, default=1, help="tiles per device call (default: 1)")
+  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                      help="compute precision; bf16 is for GPUs and TPUs")
+  parser.add_argument("--format", default="auto", choices=tuple(FORMATS),
+                      help="output format (default auto: the input's, or OUTPUT's suffix)")
+  parser.add_argument("--dicom-range", default="data", choices=imageio.DICOM_RANGES,
+                      help="DICOM values mapped to [0, 1]: the image's own min..max (data), "
+                           "all that BitsStored allows (bits) or the VOI window (window)")
+  parser.add_argument("--skip-existing", action="store_true",
+                      help="leave outputs that exist alone (resumes an interrupted run)")
+  return parser.parse_args(argv)
+
+
+def find_jobs(spec: str, output: Path) -> tuple[list[Job], list[Path]]:
+  """The files INPUT names, with their outputs; and the folder files passed over (not images)."""
+  path = Path(spec)
+  if path.is_file():
+    if output.is_dir() or not output.suffix:
+      return [Job(path, output / path.name, named=False)], []
+    if output.suffix.lower() not in imageio.SUFFIXES:
+      raise UsageError(f"cannot tell the output format from {output.name}; use one of "
+                       f"{', '.join(sorted(imageio.SUFFIXES))}, or a folder")
+    return [Job(path, output, named=True)], []
+  if output.is_file():
+    raise UsageError(f"{output} is a file; with a folder or a glob as input, -o names a folder")
+  if path.is_dir():
+    root = path
+    candidates = [p for p in sorted(path.rglob("*"))
+                  if p.is_file() and not any(part.startswith(".")
+                                             for part in p.relative_to(path).parts)]
+  elif any(c in spec for c in "*?["):
+    root = glob_root(spec)
+    candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+  else:
+    raise UsageError(f"{spec} does not exist (and is not a glob pattern)")
+  candidates = [p for p in candidates if not is_inside(p, output)]  # Earlier runs' outputs.
+  ignored = [p for p in candidates
+             if path.is_dir() and p.suffix.lower() not in imageio.SUFFIXES]
+  jobs = [Job(p, output / os.path.relpath(p, root), named=False)
+          for p in candidates if p not in ignored]
+  if not jobs:
+    raise UsageError(f"no image files found in {spec}" + (
+        f" ({len(ignored)} other files; name them with a glob to try them)" if ignored else ""))
+  return jobs, ignored
+
+
+def glob_root(pattern: str) -> Path:
+  """The folder a glob's matches are relative to: its leading parts without wildcards."""
+  fixed = []
+  for part in Path(pattern).parts[:-1]:
+    if any(c in part for c in "*?["):
+      break
+    fixed.append(part)
+  return Path(*fixed)
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+  return folder.resolve() in path.resolve().parents
+
+
+def output_path(job: Job, file_format: str) -> Path:
+  """The output file of `job` when written as `file_format` (one of imageio.FORMATS)."""
+  if job.named:
+    return job.output
+  suffix = job.output.suffix.lower()
+  if imageio.SUFFIXES.get(suffix) == file_format:
+    return job.output
+  if suffix in imageio.SUFFIXES:  # Another image format's suffix: replace it.
+    return job.output.with_suffix(NEW_SUFFIX[file_format])
+  # No suffix (DICOM files often have none) or a part of the name such as a UID's last digits.
+  return job.output.with_name(job.output.name + NEW_SUFFIX[file_format])
+
+
+def check_writable(image: imageio.Image, file_format: str) -> None:
+  """Refuses, before the network runs, what `imageio.write_image` would refuse after it."""
+  if file_format == "dicom" and image.dicom is None:
+    raise ValueError(f"a DICOM output needs a DICOM input (this is {image.source_format}); "
+                     "use --format png or tiff")
+  if file_format == "jpeg" and image.alpha is not None:
+    raise ValueError("JPEG has no alpha channel; write PNG or TIFF (--format png)")
+
+
+def describe_failure(source: Path, error: Exception) -> str:
+  if isinstance(error, imageio.UnsupportedImageError):
+    return f"{source} cannot be processed: {error.reason}"
+  if isinstance(error, imageio.UnreadableImageError):
+    return f"{source} cannot be read: {error.reason}"
+  if isinstance(error, (ValueError, OSError)):
+    return f"{source}: {error}"
+  return f"{source}: {type(error).__name__}: {error} (unexpected; please report it)"
+
+
+def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
+                 written: set[Path]) -> tuple[Path, str] | None:
+  """Reads, super-resolves and writes one file: (output, what was done), or None if skipped."""
+  start = time.perf_counter()
+  image = imageio.read_image(job.source, dicom_range=args.dicom_range)
+  file_format = FORMATS[args.format] or (
+      imageio.SUFFIXES[job.output.suffix.lower()] if job.named else image.source_format)
+  out = output_path(job, file_format)
+  if args.skip_existing and out.exists():
+    return None
+  if out.resolve() == job.source.resolve():
+    raise ValueError(f"{out} is the input itself; choose another output")
+  if out.resolve() in written:
+    raise ValueError(f"{out} was already written from another input in this run")
+  check_writable(image, file_format)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  # Buffers too big for RAM go next to the output: on its disk, not in a RAM-backed /tmp.
+  result = upscaler.upscale_image(image, args.outscale, progress=True, scratch_dir=out.parent)
+  imageio.write_image(out, result, file_format=file_format, description=description)
+  (height, width), (out_height, out_width) = image.pixels.shape[:2], result.pixels.shape[:2]
+  return out, (f"{job.source} {width}x{height} -> {out} {out_width}x{out_height} "
+               f"({time.perf_counter() - start:.1f} s)")
+
+
+def summary(written: int, existing: int, ignored: int, failed: list[Path]) -> str:
+  reasons = []
+  if existing:
+    reasons.append(f"{existing} with existing outputs")
+  if ignored:
+    reasons.append(f"{ignored} not image files")
+  line = f"{written} written, {existing + ignored} skipped"
+  line += f" ({', '.join(reasons)})" if reasons else ""
+  line += f", {len(failed)} failed"
+  return line + (": " + ", ".join(map(str, failed)) if failed else "")
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m jaxsr.upscale", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("-i", "--input", required=True, type=Path)
-  parser.add_argument("-o", "--output", required=True, type=Path)
-  parser.add_argument("--model", required=True, type=Path, help="jaxsr generator directory")
-  parser.add_argument("--outscale", type=float, default=None,
-                      help="final scale (default: the network's own scale)")
-  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
-  args = parser.parse_args(argv)
-
-  from jaxsr.infer.upscaler import Upscaler  # After arg parsing: --help stays instant.
-
+  args = parse_args(argv)
   try:
-    upscaler = Upscaler(args.model, dtype=args.dtype)
-  except checkpoint.CheckpointError as e:
+    jobs, ignored = find_jobs(args.input, args.output)
+    if (jobs[0].named and args.format != "auto"
+        and FORMATS[args.format] != imageio.SUFFIXES[args.output.suffix.lower()]):
+      raise UsageError(f"--format {args.format} contradicts the output name {args.output.name}")
+  except UsageError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  if args.output.suffix.lower() not in Image.registered_extensions():
-    print(f"error: cannot tell the output format from {args.output.name}; use .png or .jpg",
-          file=sys.stderr)
-    return 2
+
+  from jaxsr.infer.upscaler import Upscaler  # After argument checks: --help stays instant.
+
   try:
-    image = read_image(args.input)
-  except (ValueError, FileNotFoundError) as e:
+    upscaler = Upscaler(args.model, dtype=args.dtype, tile=args.tile, tile_pad=args.tile_pad,
+                        pre_pad=args.pre_pad, batch=args.batch)
+  except (checkpoint.CheckpointError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
-    return 1
-  start = time.perf_counter()
-  result = upscaler.upscale(image, args.outscale)
-  write_image(args.output, result)
-  print(f"{args.input} {image.shape[1]}x{image.shape[0]} -> {args.output} "
-        f"{result.shape[1]}x{result.shape[0]} ({time.perf_counter() - start:.1f} s)")
-  return 0
+    return 2
+  outscale = upscaler.scale if args.outscale is None else args.outscale
+  model_name = upscaler.metadata.source.get("file") or args.model.name
+  description = f"Super-resolved x{outscale:g} by jaxsr (Real-ESRGAN generator {model_name})"
+
+  written, existing, failed = set(), 0, []
+  for job in tqdm.tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2):
+    try:
+      done = upscale_file(job, upscaler, args, description, written)
+    except Exception as e:  # One bad file must not stop the others; each one is reported.
+      failed.append(job.source)
+      tqdm.tqdm.write(f"error: {describe_failure(job.source, e)}", file=sys.stderr)
+      continue
+    if done is None:
+      existing += 1
+    else:
+      written.add(done[0].resolve())
+      tqdm.tqdm.write(done[1])
+  print(summary(len(written), existing, len(ignored), failed))
+  return 1 if failed else 0
 
 
 if __name__ == "__main__":

