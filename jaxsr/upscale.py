@@ -100,19 +100,18 @@ def find_jobs(spec: str, output: Path) -> tuple[list[Job], list[Path]]:
     raise UsageError(f"{output} is a file; with a folder or a glob as input, -o names a folder")
   if path.is_dir():
     root = path
-    candidates = [p for p in sorted(path.rglob("*"))
-                  if p.is_file() and not any(part.startswith(".")
-                                             for part in p.relative_to(path).parts)]
+    found = [p for p in sorted(path.rglob("*"))
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
   elif any(c in spec for c in "*?["):
     root = glob_root(spec)
-    candidates = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+    found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
   else:
     raise UsageError(f"{spec} does not exist (and is not a glob pattern)")
-  candidates = [p for p in candidates if not is_inside(p, output)]  # Earlier runs' outputs.
-  ignored = [p for p in candidates
-             if path.is_dir() and p.suffix.lower() not in imageio.SUFFIXES]
+  found = [p for p in found if not is_inside(p, output)]  # Earlier runs' outputs.
+  # A folder is searched by suffix; a glob's matches were chosen by the user and are all tried.
+  ignored = [p for p in found if path.is_dir() and p.suffix.lower() not in imageio.SUFFIXES]
   jobs = [Job(p, output / os.path.relpath(p, root), named=False)
-          for p in candidates if p not in ignored]
+          for p in found if p not in ignored]
   if not jobs:
     raise UsageError(f"no image files found in {spec}" + (
         f" ({len(ignored)} other files; name them with a glob to try them)" if ignored else ""))
@@ -204,6 +203,8 @@ def summary(written: int, existing: int, ignored: int, failed: list[Path]) -> st
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
+    if args.outscale is not None and not args.outscale > 0:
+      raise UsageError(f"--outscale must be positive, got {args.outscale}")
     jobs, ignored = find_jobs(args.input, args.output)
     if (jobs[0].named and args.format != "auto"
         and FORMATS[args.format] != imageio.SUFFIXES[args.output.suffix.lower()]):

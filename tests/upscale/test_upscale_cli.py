@@ -210,6 +210,7 @@ def test_skip_existing_leaves_outputs_alone(models, tmp_path, capsys):
     (["-i", "*.webp", "-o", "out"], "no image files found"),
     (["-i", ".", "-o", "."], "no image files found"),  # Never its own outputs, nor overwrites.
     (["-i", ".", "-o", "in.png"], "is a file"),
+    (["-i", "in.png", "-o", "out", "--outscale", "0"], "--outscale must be positive"),
 ])
 def test_unusable_arguments_exit_2_and_write_nothing(models, tmp_path, capsys, monkeypatch, args,
                                                      message):
