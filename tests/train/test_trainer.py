@@ -120,21 +120,19 @@ def test_sigterm_saves_and_exits_then_resumes(tmp_path, data):
       import os, signal, sys
       sys.path.insert(0, {str(Path(__file__).parent)!r})
       from test_trainer import tiny_config
-      from jaxsr.train import trainer, step as step_lib
+      from jaxsr.train import trainer
       from pathlib import Path
       config = tiny_config(Path({str(data)!r}), total_steps=50)
       config.checkpoint_every_steps = 1000
-      original = step_lib.make_train_step
-      def make(*args, **kwargs):
-        fn = original(*args, **kwargs)
-        calls = []
-        def step(*a):
-          calls.append(1)
-          if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-          return fn(*a)
-        return step
-      trainer.make_train_step = make
+      # The host side of each step (batch placement) is where the "preemption" arrives.
+      original = trainer.sharding.global_batch
+      calls = []
+      def global_batch(*args):
+        calls.append(1)
+        if len(calls) == 3:
+          os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args)
+      trainer.sharding.global_batch = global_batch
       result = trainer.train(config, Path({str(tmp_path / 'run')!r}))
       print("RESULT", result["step"], result["stopped_by"])
   """)
