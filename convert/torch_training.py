@@ -57,5 +57,5 @@ def realesrgan_step(net_g, net_d, vgg, opt_g, opt_d, batch, *, pixel_weight=1.0,
     with torch.no_grad():
       for pe, p in zip(ema.parameters(), net_g.parameters()):
         pe.mul_(ema_decay).add_(p, alpha=1 - ema_decay)
-  return {"g/pixel": l_pix.item(), "g/perceptual": float(l_percep), "g/gan": l_gan.item(),
+  return {"g/pixel": l_pix.item(), "g/perceptual": float(l_percep.detach()), "g/gan": l_gan.item(),
           "d/real": l_real.item(), "d/fake": l_fake.item()}
