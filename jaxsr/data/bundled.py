@@ -5,7 +5,7 @@ The demo (`configs/demo.py`) fine-tunes on these with no dataset download:
   train:    retina.jpg (scikit-image, 1411x1411 fundus photo), its top 60 %;
             RG1_UNCR.dcm (pydicom-data, 1955x1841 chest CR, 15-bit MONOCHROME1)
   heldout:  retina.jpg, its bottom 40 % (no pixel shared with training);
-            microaneurysms.png (scikit-image, fundus detail); RG3_UNCR.dcm (pydicom-data, CR)
+            microaneurysms.png (scikit-image, fundus detail); RG3_UNCR.dcm (pydicom-data, leg CR)
 
 Radiographs are read as a viewer shows them (modality rescale, MONOCHROME1 inverted) and kept at
 16 bits.
