@@ -545,14 +545,34 @@ def _stored_values(pixels: np.ndarray, info: DicomInfo, rows_per_block: int = 25
 # Encoding.
 
 
+# Rows per block when quantising and PNG-encoding: bounds the temporaries of huge outputs.
+ENCODE_ROWS_PER_BLOCK = 256
+
+
 def _quantise(image: Image, bit_depth: int) -> np.ndarray:
-  """[0, 1] pixels (and alpha) -> (H, W, C) uint8/uint16 samples, alpha last."""
-  values = image.pixels if image.alpha is None else np.concatenate(
-      [image.pixels, image.alpha], axis=2)
-  values = np.clip(values, 0.0, 1.0)  # A new array; the in-place steps below reuse it.
-  values *= 2 ** bit_depth - 1
-  np.rint(values, out=values)
-  return values.astype(np.uint8 if bit_depth == 8 else np.uint16)
+  """[0, 1] pixels (and alpha) -> (H, W, C) uint8/uint16 samples, alpha last.
+
+  Works in blocks of rows, so a huge (possibly memory-mapped) output needs no full-size float
+  temporary next to the integer result.
+  """
+  height, width, channels = image.pixels.shape
+  alpha_channels = 0 if image.alpha is None else image.alpha.shape[2]
+  samples = np.empty((height, width, channels + alpha_channels),
+                     np.uint8 if bit_depth == 8 else np.uint16)
+  scale = 2 ** bit_depth - 1
+  for top in range(0, height, ENCODE_ROWS_PER_BLOCK):
+    rows = slice(top, top + ENCODE_ROWS_PER_BLOCK)
+    samples[rows, :, :channels] = _quantise_block(image.pixels[rows], scale)
+    if alpha_channels:
+      samples[rows, :, channels:] = _quantise_block(image.alpha[rows], scale)
+  return samples
+
+
+def _quantise_block(values: np.ndarray, scale: int) -> np.ndarray:
+  block = np.clip(values, 0.0, 1.0)  # A new array; the in-place steps below reuse it.
+  block *= scale
+  np.rint(block, out=block)
+  return block
 
 
 def _scaled_dpi(image: Image) -> tuple[float, float] | None:
@@ -583,11 +603,22 @@ def _png16_bytes(samples: np.ndarray, dpi, icc_profile: bytes | None) -> bytes:
   """
   height, width, channels = samples.shape
   colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-  rows = samples.astype(">u2").reshape(height, width * channels).view(np.uint8)
-  # Filter 2 ("Up": difference with the row above, mod 256) compresses smooth images well.
-  filtered = rows.copy()
-  filtered[1:] -= rows[:-1]
-  scanlines = np.concatenate([np.full((height, 1), 2, np.uint8), filtered], axis=1)
+  # Filter 2 ("Up": difference with the row above, mod 256; the first row's "above" is zeros)
+  # compresses smooth images well. Rows are filtered and compressed a block at a time, so the
+  # only full-size buffer is the compressed stream.
+  compressor = zlib.compressobj(6)
+  idat = []
+  above = np.zeros(width * channels * 2, np.uint8)
+  for top in range(0, height, ENCODE_ROWS_PER_BLOCK):
+    rows = samples[top:top + ENCODE_ROWS_PER_BLOCK].astype(">u2").reshape(
+        -1, width * channels).view(np.uint8)
+    filtered = rows.copy()
+    filtered[0] -= above
+    filtered[1:] -= rows[:-1]
+    above = rows[-1].copy()
+    scanlines = np.concatenate([np.full((len(rows), 1), 2, np.uint8), filtered], axis=1)
+    idat.append(compressor.compress(scanlines.tobytes()))
+  idat.append(compressor.flush())
 
   def chunk(kind: bytes, data: bytes) -> bytes:
     return (struct.pack(">I", len(data)) + kind + data
@@ -599,7 +630,7 @@ def _png16_bytes(samples: np.ndarray, dpi, icc_profile: bytes | None) -> bytes:
   if dpi:
     per_metre = [round(d / 0.0254) for d in dpi]
     chunks.append(chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
-  chunks.append(chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)))
+  chunks.append(chunk(b"IDAT", b"".join(idat)))
   chunks.append(chunk(b"IEND", b""))
   return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
 

@@ -113,6 +113,17 @@ def test_16bit_colour_png_round_trip(tmp_path, mode):
   np.testing.assert_array_equal(tf_decode_png16(tmp_path / "out.png"), nearest_x2(samples))
 
 
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_16bit_png_spanning_several_encode_blocks(tmp_path, monkeypatch, mode):
+  # Quantising and PNG filtering work a block of rows at a time; a block boundary must not show
+  # (the "Up" filter of a block's first row refers to the previous block's last row).
+  monkeypatch.setattr(imageio, "ENCODE_ROWS_PER_BLOCK", 4)
+  samples = random_samples((11, 3, CHANNELS[mode]), 16, seed=3)  # 2 full blocks + a short one.
+  (tmp_path / "in.png").write_bytes(tf_encode_png16(samples))
+  imageio.write_image(tmp_path / "out.png", upscale(imageio.read_image(tmp_path / "in.png")))
+  np.testing.assert_array_equal(tf_decode_png16(tmp_path / "out.png"), nearest_x2(samples))
+
+
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
 def test_tiff_round_trip(tmp_path, mode, bits):
