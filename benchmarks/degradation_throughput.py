@@ -14,9 +14,6 @@ For scale: training at batch 10 needs 10 pairs per step; the paper's GPU ran ~2.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from jaxsr import degradation
+
+import report  # benchmarks/report.py, beside this script.
 
 BATCH = 10
 NUM_IMAGES = 8
@@ -80,16 +79,6 @@ def measure(dataset: tf.data.Dataset, samples: int, warmup_batches: int = 3) -> 
           "ms_per_sample": round(1000 * seconds / (batches * BATCH), 1)}
 
 
-def cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -101,17 +90,13 @@ def main() -> None:
   result = {
       "benchmark": "degradation_throughput",
       "pipeline": "GT 400x400 -> lq 64x64 + gt/gt_usm 256x256, scale 4, batch 10",
-      "host": {"cpu": cpu_name(), "cores": os.cpu_count(),
-               "tensorflow": tf.__version__},
+      "host": report.host_info(tensorflow=tf.__version__),
       "one_core": measure(make_dataset(images, single_core=True), args.samples),
       "all_cores": measure(make_dataset(images, single_core=False), args.samples),
   }
   result["all_cores_speedup"] = round(result["all_cores"]["samples_per_s"]
                                       / result["one_core"]["samples_per_s"], 2)
-  text = json.dumps(result, indent=2)
-  print(text)
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  args.out.write_text(text + "\n")
+  report.write_result(result, args.out)
 
 
 if __name__ == "__main__":

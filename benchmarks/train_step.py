@@ -11,9 +11,6 @@ writes it to --out.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # For the PyTorch reference (convert/).
+import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 
 
 def time_jax(args) -> dict:
@@ -122,13 +120,10 @@ def main():
   parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step_cpu.json"))
   args = parser.parse_args()
 
-  result = {"config": vars(args) | {"out": str(args.out)}, "host": platform.node(),
-            "cpu_count": os.cpu_count(), "jax": time_jax(args), "torch": time_torch(args)}
+  result = {"config": vars(args) | {"out": str(args.out)}, "host": report.host_info(),
+            "jax": time_jax(args), "torch": time_torch(args)}
   result["torch_over_jax"] = result["torch"]["step_s"] / result["jax"]["step_s"]
-  text = json.dumps(result, indent=2)
-  print(text)
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  args.out.write_text(text + "\n")
+  report.write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,7 @@ less. Compare the two settings before reading much into a ratio measured on a bu
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # The PyTorch reference networks.
 from convert import torch_networks  # pylint: disable=wrong-import-position
+import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 
 
 def torch_network(state: dict, device: str, dtype: torch.dtype):
@@ -72,16 +71,6 @@ def timed(run, repeats: int) -> tuple[np.ndarray, dict]:
   return out, {"first_run_s": round(first, 3), "runs_s": [round(s, 3) for s in seconds],
                "best_s": round(min(seconds), 3)}
 
-
-def cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -137,8 +126,7 @@ def main() -> None:
       "tiling": {"tile": tile, "tile_pad": args.tile_pad, "batch": args.batch,
                  "window": tile + 2 * args.tile_pad},
       "dtype": {"jaxsr": args.dtype, "pytorch": str(torch_dtype).removeprefix("torch.")},
-      "host": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
-               "single_thread": args.single_thread},
+      "host": report.host_info(single_thread=args.single_thread),
       "jaxsr": {"device": f"{device.platform}: {device.device_kind}", "jax": jax.__version__,
                 **jaxsr_times},
       "pytorch": {"device": torch_device, "threads": torch.get_num_threads(),
@@ -146,10 +134,7 @@ def main() -> None:
       "jaxsr_over_pytorch_throughput": round(torch_times["best_s"] / jaxsr_times["best_s"], 3),
       "max_abs_difference": float(np.abs(jaxsr_out - torch_out).max()),
   }
-  text = json.dumps(result, indent=2)
-  print(text)
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  args.out.write_text(text + "\n")
+  report.write_result(result, args.out)
 
 
 if __name__ == "__main__":

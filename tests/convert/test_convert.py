@@ -2,7 +2,6 @@
 
 import struct
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,8 +10,6 @@ import torch
 from convert import torch_networks as tn
 from jaxsr import checkpoint
 from jaxsr.convert import __main__ as cli
-from jaxsr.convert import ncnn
-from jaxsr.models import RRDBNet
 
 
 def run_cli(*args) -> int:
