@@ -11,7 +11,9 @@ tried whatever its name, e.g. 'series/IM*' for DICOM files without a suffix). Ou
 path relative to the folder (or the glob's fixed leading folders) under OUTPUT, which is a folder
 unless INPUT is one file and OUTPUT has an image suffix. Files are read by content and written
 back in their own format, bit depth, gray/colour and (DICOM) photometric convention, unless
---format says otherwise. Each output appears complete or not at all.
+--format says otherwise. A multi-frame DICOM (an MR or CT series, an ultrasound loop) is
+super-resolved frame by frame into one multi-frame DICOM, or a multi-page TIFF with --format
+tiff. Each output appears complete or not at all.
 
 Exit status: 0 when every file was written or skipped, 1 when any failed (each is reported and
 the others are still processed), 2 for bad arguments or a model directory that is not a generator.
@@ -145,8 +147,11 @@ def output_path(job: Job, file_format: str) -> Path:
   return job.output.with_name(job.output.name + NEW_SUFFIX[file_format])
 
 
-def check_writable(image: imageio.Image, file_format: str) -> None:
-  """Refuses, before the network runs, what `imageio.write_image` would refuse after it."""
+def check_writable(image: imageio.Image, file_format: str, frames: int = 1) -> None:
+  """Refuses, before the network runs, what `imageio.write_frames` would refuse after it."""
+  if frames > 1 and file_format not in ("dicom", "tiff"):
+    raise ValueError(f"{frames} frames can be written as a multi-frame DICOM or a multi-page "
+                     "TIFF (--format dcm or tiff), not as one PNG/JPEG")
   if file_format == "dicom" and image.dicom is None:
     raise ValueError(f"a DICOM output needs a DICOM input (this is {image.source_format}); "
                      "use --format png or tiff")
@@ -168,7 +173,8 @@ def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
                  written: set[Path]) -> tuple[Path, str] | None:
   """Reads, super-resolves and writes one file: (output, what was done), or None if skipped."""
   start = time.perf_counter()
-  image = imageio.read_image(job.source, dicom_range=args.dicom_range)
+  frames = imageio.read_frames(job.source, dicom_range=args.dicom_range)
+  image = frames[0]
   file_format = FORMATS[args.format] or (
       imageio.SUFFIXES[job.output.suffix.lower()] if job.named else image.source_format)
   out = output_path(job, file_format)
@@ -178,13 +184,21 @@ def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
     raise ValueError(f"{out} is the input itself; choose another output")
   if out.resolve() in written:
     raise ValueError(f"{out} was already written from another input in this run")
-  check_writable(image, file_format)
+  check_writable(image, file_format, len(frames))
   out.parent.mkdir(parents=True, exist_ok=True)
-  # Buffers too big for RAM go next to the output: on its disk, not in a RAM-backed /tmp.
-  result = upscaler.upscale_image(image, args.outscale, progress=True, scratch_dir=out.parent)
-  imageio.write_image(out, result, file_format=file_format, description=description)
-  (height, width), (out_height, out_width) = image.pixels.shape[:2], result.pixels.shape[:2]
-  return out, (f"{job.source} {width}x{height} -> {out} {out_width}x{out_height} "
+  # Frames are super-resolved one at a time as the writer asks for them, so a long series never
+  # holds more than one float frame. Buffers too big for RAM go next to the output: on its
+  # disk, not in a RAM-backed /tmp.
+  single = len(frames) == 1
+  results = (upscaler.upscale_image(frame, args.outscale, progress=single, scratch_dir=out.parent)
+             for frame in tqdm.tqdm(frames, desc="frames", unit="frame", leave=False,
+                                    disable=single))
+  imageio.write_frames(out, results, len(frames), file_format=file_format,
+                       description=description)
+  height, width = image.pixels.shape[:2]
+  out_height, out_width = upscaler.output_size(height, width, args.outscale)
+  count = "" if single else f"x{len(frames)} frames"
+  return out, (f"{job.source} {width}x{height}{count} -> {out} {out_width}x{out_height}{count} "
                f"({time.perf_counter() - start:.1f} s)")
 
 

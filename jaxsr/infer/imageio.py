@@ -16,17 +16,23 @@ dataset and the intensity mapping. Reading looks at the file's first bytes, not 
   read as stored: EXIF orientation is not applied and EXIF is not copied. Resolution (dpi) is
   scaled with the image, so the physical size is unchanged; the ICC profile is kept.
 * JPEG: 8-bit gray or RGB, written at quality 95 without chroma subsampling.
-* DICOM: single-frame MONOCHROME1/MONOCHROME2 (modality rescale applied, MONOCHROME1 inverted,
-  so the network always sees MONOCHROME2, "white = dense") and single-frame colour (RGB; YBR
-  sources are decoded to RGB and written back as RGB). Multi-frame objects are refused (split them
-  first). The mapping of modality values to [0, 1] is chosen by `dicom_range`:
-    "data"   (default) the image's own min..max: full contrast, nothing clipped, invertible;
+* DICOM: MONOCHROME1/MONOCHROME2 (modality rescale applied, MONOCHROME1 inverted, so the network
+  always sees MONOCHROME2, "white = dense") and colour (RGB; YBR sources are decoded to RGB and
+  written back as RGB). Multi-frame objects (MR/CT series, ultrasound loops, enhanced objects)
+  are read by `read_frames` as one `Image` per frame sharing one intensity mapping, and written
+  back by `write_frames` as one multi-frame object; `read_image` refuses them. Rescale, window
+  and pixel spacing are looked up where enhanced objects keep them too (the frame's functional
+  groups, then the shared ones, then the top level). The mapping of modality values to [0, 1]
+  is chosen by `dicom_range`:
+    "data"   (default) the image's own min..max (over all its frames): full contrast, nothing
+             clipped, invertible;
     "bits"   the full range BitsStored allows (Real-ESRGAN's "/65535" convention);
-    "window" the header's VOI window (what a viewer shows first); values outside it are
-             clipped, so they come back as the window's ends.
+    "window" the header's VOI window (what a viewer shows first; the first frame's); values
+             outside it are clipped, so they come back as the window's ends.
   Writing a DICOM inverts the mapping and the rescale into the source's stored representation
   (same BitsAllocated/BitsStored/sign and photometric interpretation), updates Rows/Columns,
-  divides PixelSpacing, ImagerPixelSpacing and NominalScannedPixelSpacing by the scale, marks the
+  divides PixelSpacing, ImagerPixelSpacing and NominalScannedPixelSpacing by the scale (also in
+  the functional groups' Pixel Measures of enhanced objects), marks the
   image DERIVED/SECONDARY with a DerivationDescription and a SourceImageSequence pointing at the
   source, gives it a new SOP Instance UID and keeps every other element (the series too; retired
   group lengths are left to pydicom). Compressed sources are written uncompressed (Explicit VR
@@ -45,12 +51,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import os
 import struct
 import uuid
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import PIL.Image
@@ -78,7 +85,7 @@ class UnreadableImageError(Exception):
 
 
 class UnsupportedImageError(UnreadableImageError):
-  """An image of a kind this module deliberately does not handle (multi-frame, palette, ...)."""
+  """An image of a kind this module deliberately does not handle (a palette, a Modality LUT...)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +98,15 @@ class DicomInfo:
       any MONOCHROME1 inversion. For colour images, the stored values.
     invert: the source is MONOCHROME1; pixels were inverted to MONOCHROME2 and are inverted back.
     intensity_range: how `low` and `high` were chosen (one of DICOM_RANGES).
+    frame: this image's index among the source's frames; None for a single-frame source. All
+      frames of a source share one dataset and one mapping (`low`, `high`, `invert`).
   """
   dataset: pydicom.Dataset
   low: float
   high: float
   invert: bool
   intensity_range: str
+  frame: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +181,19 @@ def read_image(path, *, dicom_range: str = "data") -> Image:
     UnreadableImageError: the file cannot be decoded (UnsupportedImageError: it is an image of a
       kind this module refuses).
   """
+  frames = read_frames(path, dicom_range=dicom_range)
+  if len(frames) > 1:
+    raise UnsupportedImageError(path, f"multi-frame DICOM ({len(frames)} frames): read it with "
+                                "read_frames (python -m jaxsr.upscale processes every frame)")
+  return frames[0]
+
+
+def read_frames(path, *, dicom_range: str = "data") -> list[Image]:
+  """Reads a file as a list of frames: one `Image`, or one per frame of a multi-frame DICOM.
+
+  The frames of a multi-frame DICOM share their dataset and intensity mapping, so they are
+  written back together with `write_frames`. Raises like `read_image`.
+  """
   if dicom_range not in DICOM_RANGES:
     raise ValueError(f"dicom_range must be one of {DICOM_RANGES}, got {dicom_range!r}")
   path = Path(path)
@@ -178,8 +201,8 @@ def read_image(path, *, dicom_range: str = "data") -> Image:
   if kind == "dicom":
     return _read_dicom(path, dicom_range)
   if kind == "tiff":
-    return _read_tiff(path)
-  return _read_pil(path, kind)
+    return [_read_tiff(path)]
+  return [_read_pil(path, kind)]
 
 
 def write_image(path, image: Image, *, file_format: str | None = None,
@@ -221,6 +244,63 @@ def write_image(path, image: Image, *, file_format: str | None = None,
       options["icc_profile"] = image.icc_profile
     _write_atomically(path, lambda f: pil_image.save(
         f, format="JPEG", quality=JPEG_QUALITY, subsampling=0, **options))
+
+
+def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str | None = None,
+                 description: str = "Super-resolved by jaxsr (Real-ESRGAN)") -> None:
+  """Writes the `count` frames of one source (see `read_frames`) as one file, atomically.
+
+  One frame is written by `write_image`. Several become one multi-frame DICOM (from a DICOM
+  source) or a multi-page TIFF. `frames` may be a generator: each frame is converted to its
+  stored samples as it arrives, so only those, never all float frames, are held at once.
+  """
+  path = Path(path)
+  file_format = file_format or SUFFIXES.get(path.suffix.lower())
+  frames = iter(frames)
+  if count == 1:
+    write_image(path, next(frames), file_format=file_format, description=description)
+    return
+  if file_format not in ("dicom", "tiff"):
+    raise ValueError(f"{count} frames can be written as a multi-frame DICOM or a multi-page TIFF, "
+                     f"not as {file_format or path.name}")
+  if file_format == "tiff":
+    _write_atomically(path, lambda f: _write_tiff_pages(f, frames, count))
+    return
+  stored, first = None, None
+  for index, image in enumerate(frames):
+    if image.dicom is None or image.dicom.frame is None:
+      raise ValueError(f"image {index} is not a frame of a multi-frame DICOM source")
+    if image.dicom.frame != index:
+      raise ValueError(f"frame {image.dicom.frame} came where frame {index} belongs")
+    if first is not None and (image.dicom.dataset is not first.dicom.dataset
+                              or image.pixels.shape != first.pixels.shape):
+      raise ValueError(f"frame {index} does not belong with frame 0 (another source or size)")
+    values = _stored_values(image.pixels, image.dicom)
+    if stored is None:
+      first, stored = image, np.empty((count,) + values.shape, values.dtype)
+    stored[index] = values
+  if first is None or index + 1 != count:
+    raise ValueError(f"expected {count} frames, got {0 if first is None else index + 1}")
+  dataset = _derived_header(first, description)
+  _set_pixel_data(dataset, stored)
+  _write_atomically(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
+
+
+def _write_tiff_pages(f: BinaryIO, frames: Iterator[Image], count: int) -> None:
+  tifffile = _import_tifffile()
+  with tifffile.TiffWriter(f) as tiff:
+    written = 0
+    for image in frames:
+      samples = _quantise(image, image.bit_depth)
+      dpi = _scaled_dpi(image)
+      tiff.write(samples[..., 0] if samples.shape[2] == 1 else samples,
+                 photometric="minisblack" if image.pixels.shape[2] == 1 else "rgb",
+                 compression="zlib", iccprofile=image.icc_profile,
+                 extrasamples=["unassalpha"] if image.alpha is not None else None,
+                 **({"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}))
+      written += 1
+  if written != count:
+    raise ValueError(f"expected {count} frames, got {written}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -376,15 +456,13 @@ def _read_tiff(path: Path) -> Image:
 # DICOM.
 
 
-def _read_dicom(path: Path, intensity_range: str) -> Image:
+def _read_dicom(path: Path, intensity_range: str) -> list[Image]:
+  """A DICOM file's frames (one for a single-frame object), sharing one intensity mapping."""
   with _decoding(path, "DICOM"):
     dataset = pydicom.dcmread(path, force=True)
     if "PixelData" not in dataset:
       raise UnreadableImageError(path, "the DICOM object has no pixel data")
     frames = int(dataset.get("NumberOfFrames") or 1)
-    if frames > 1:
-      raise UnsupportedImageError(path, f"multi-frame DICOM ({frames} frames) is not supported; "
-                                  "split it into single-frame files first")
     photometric = str(dataset.PhotometricInterpretation)
     monochrome = photometric in ("MONOCHROME1", "MONOCHROME2")
     if not monochrome and photometric not in ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT",
@@ -399,31 +477,61 @@ def _read_dicom(path: Path, intensity_range: str) -> Image:
       raise UnsupportedImageError(path, "a Modality LUT Sequence is not supported (only a "
                                   "linear RescaleSlope/RescaleIntercept)")
     stored = dataset.pixel_array  # Masked to BitsStored and sign-extended; YBR comes as RGB.
+    stored = stored.reshape((frames,) + stored.shape[-3 + monochrome:])  # (frames, H, W[, 3])
   del dataset.PixelData  # Written anew; no need to keep the (maybe compressed) original.
   bits_stored = int(dataset.BitsStored)
   common = dict(bit_depth=8 if bits_stored <= 8 else 16, source_format="dicom")
+  frame_index = (lambda i: i) if frames > 1 else (lambda i: None)
 
   if not monochrome:
     low, high = _stored_range(dataset)  # Colour: stored values are the values.
-    pixels = (stored.astype(np.float64) - low) / (high - low)
-    info = DicomInfo(dataset=dataset, low=low, high=high, invert=False, intensity_range="bits")
-    return Image(pixels=pixels.astype(np.float32), dicom=info, **common)
+    return [Image(pixels=((stored[i] - np.float32(low)) / np.float32(high - low)).astype(
+                      np.float32),
+                  dicom=DicomInfo(dataset=dataset, low=low, high=high, invert=False,
+                                  intensity_range="bits", frame=frame_index(i)), **common)
+            for i in range(frames)]
 
-  slope, intercept = _rescale(dataset)
-  values = stored.astype(np.float64) * slope + intercept
+  values = np.empty(stored.shape, np.float64)
+  for i in range(frames):  # Enhanced objects may rescale each frame differently.
+    slope, intercept = _rescale(dataset, i)
+    values[i] = stored[i] * slope + intercept
   low, high = _modality_range(path, dataset, values, intensity_range)
-  pixels = np.clip((values - low) / (high - low), 0.0, 1.0)
   invert = photometric == "MONOCHROME1"
-  if invert:
-    pixels = 1.0 - pixels
-  info = DicomInfo(dataset=dataset, low=low, high=high, invert=invert,
-                   intensity_range=intensity_range)
-  return Image(pixels=pixels.astype(np.float32)[..., None], dicom=info, **common)
+  images = []
+  for i in range(frames):
+    pixels = np.clip((values[i] - low) / (high - low), 0.0, 1.0)
+    if invert:
+      pixels = 1.0 - pixels
+    info = DicomInfo(dataset=dataset, low=low, high=high, invert=invert,
+                     intensity_range=intensity_range, frame=frame_index(i))
+    images.append(Image(pixels=pixels.astype(np.float32)[..., None], dicom=info, **common))
+  return images
 
 
-def _rescale(dataset: pydicom.Dataset) -> tuple[float, float]:
-  slope = dataset.get("RescaleSlope")
-  intercept = dataset.get("RescaleIntercept")
+def _frame_value(dataset: pydicom.Dataset, frame: int | None, group: str, keyword: str):
+  """`keyword` for one frame: from its functional group `group`, the shared one, or the top level.
+
+  Enhanced (multi-frame) objects keep rescale, window and spacing in functional group
+  sequences (PS3.3 C.7.6.16); classic objects keep them at the top level.
+  """
+  items = []
+  per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+  if per_frame and (frame or 0) < len(per_frame):
+    items.append(per_frame[frame or 0])
+  shared = dataset.get("SharedFunctionalGroupsSequence")
+  if shared:
+    items.append(shared[0])
+  for item in items:
+    sequence = item.get(group)
+    if sequence and keyword in sequence[0]:
+      return sequence[0][keyword].value
+  return dataset.get(keyword)
+
+
+def _rescale(dataset: pydicom.Dataset, frame: int | None = None) -> tuple[float, float]:
+  slope = _frame_value(dataset, frame, "PixelValueTransformationSequence", "RescaleSlope")
+  intercept = _frame_value(dataset, frame, "PixelValueTransformationSequence",
+                           "RescaleIntercept")
   return (1.0 if slope in (None, "") else float(slope),
           0.0 if intercept in (None, "") else float(intercept))
 
@@ -442,15 +550,16 @@ def _modality_range(path: Path, dataset: pydicom.Dataset, values: np.ndarray,
     low, high = float(values.min()), float(values.max())
     return low, (high if high > low else low + 1.0)  # A constant image maps to 0.
   if intensity_range == "bits":
-    slope, intercept = _rescale(dataset)
-    ends = sorted(v * slope + intercept for v in _stored_range(dataset))
-    return float(ends[0]), float(ends[1])
-  if "WindowCenter" not in dataset or "WindowWidth" not in dataset:
+    ends = [v * slope + intercept for v in _stored_range(dataset)
+            for slope, intercept in map(functools.partial(_rescale, dataset), range(len(values)))]
+    return float(min(ends)), float(max(ends))
+  center = _frame_value(dataset, 0, "FrameVOILUTSequence", "WindowCenter")
+  width = _frame_value(dataset, 0, "FrameVOILUTSequence", "WindowWidth")
+  if center in (None, "") or width in (None, ""):
     raise UnsupportedImageError(path, "dicom_range='window' needs WindowCenter/WindowWidth, "
                                 "which this file lacks; use 'data' or 'bits'")
-  center = float(_first(dataset.WindowCenter))
-  width = float(_first(dataset.WindowWidth))
-  function = str(dataset.get("VOILUTFunction") or "LINEAR")
+  center, width = float(_first(center)), float(_first(width))
+  function = str(_frame_value(dataset, 0, "FrameVOILUTSequence", "VOILUTFunction") or "LINEAR")
   # PS3.3 C.11.2.1.2: both functions are linear between two ends and clip outside them.
   if function == "LINEAR" and width >= 1:
     return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
@@ -466,6 +575,21 @@ def _first(value):
 
 def derived_dataset(image: Image, description: str) -> pydicom.Dataset:
   """The DICOM dataset of `image` (a DICOM source's pixels, maybe resized) as a derived image."""
+  if image.dicom is not None and image.dicom.frame is not None:
+    raise ValueError("a frame of a multi-frame DICOM is written with its other frames: use "
+                     "write_frames")
+  dataset = _derived_header(image, description)
+  _set_pixel_data(dataset, _stored_values(image.pixels, image.dicom))
+  return dataset
+
+
+def _set_pixel_data(dataset: pydicom.Dataset, stored: np.ndarray) -> None:
+  dataset.PixelData = stored.tobytes()
+  dataset["PixelData"].VR = "OW" if stored.itemsize > 1 else "OB"
+
+
+def _derived_header(image: Image, description: str) -> pydicom.Dataset:
+  """The dataset of a derived image of `image`'s geometry, without its PixelData."""
   info = image.dicom
   if info is None:
     raise ValueError(f"only images read from DICOM can be written as DICOM (this one is "
@@ -480,13 +604,10 @@ def derived_dataset(image: Image, description: str) -> pydicom.Dataset:
   height, width = image.pixels.shape[:2]
   scale_y, scale_x = height / image.source_shape[0], width / image.source_shape[1]
 
-  stored = _stored_values(image.pixels, info)
   if not str(source.PhotometricInterpretation).startswith("MONOCHROME"):
     dataset.PhotometricInterpretation = "RGB"  # Pixel data is written uncompressed RGB.
     dataset.PlanarConfiguration = 0
   dataset.Rows, dataset.Columns = height, width
-  dataset.PixelData = stored.tobytes()
-  dataset["PixelData"].VR = "OW" if stored.itemsize > 1 else "OB"
   if transfer_syntax is None or transfer_syntax.is_compressed:
     dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
   # Elements that describe the old pixel data or its encoding, not the new image.
@@ -495,12 +616,19 @@ def derived_dataset(image: Image, description: str) -> pydicom.Dataset:
     if keyword in dataset:
       del dataset[keyword]
 
-  for keyword in DICOM_SPACINGS:
-    spacing = dataset.get(keyword)
-    if spacing is not None and len(spacing) == 2:
-      dataset[keyword].value = [
-          pydicom.valuerep.DSfloat(float(spacing[0]) / scale_y, auto_format=True),
-          pydicom.valuerep.DSfloat(float(spacing[1]) / scale_x, auto_format=True)]
+  # The top level (classic objects) and the Pixel Measures of every functional group (enhanced).
+  places = [dataset]
+  for groups in (dataset.get("SharedFunctionalGroupsSequence") or [],
+                 dataset.get("PerFrameFunctionalGroupsSequence") or []):
+    for group in groups:
+      places.extend(group.get("PixelMeasuresSequence") or [])
+  for place in places:
+    for keyword in DICOM_SPACINGS:
+      spacing = place.get(keyword)
+      if spacing is not None and len(spacing) == 2:
+        place[keyword].value = [
+            pydicom.valuerep.DSfloat(float(spacing[0]) / scale_y, auto_format=True),
+            pydicom.valuerep.DSfloat(float(spacing[1]) / scale_x, auto_format=True)]
 
   # Provenance: a new instance, derived from (and pointing at) the source.
   image_type = list(dataset.get("ImageType") or [])
@@ -530,7 +658,7 @@ def _stored_values(pixels: np.ndarray, info: DicomInfo, rows_per_block: int = 25
   signed = int(source.get("PixelRepresentation", 0)) == 1
   dtype = np.dtype(f"<{'i' if signed else 'u'}{int(source.BitsAllocated) // 8}")
   monochrome = str(source.PhotometricInterpretation).startswith("MONOCHROME")
-  slope, intercept = _rescale(source) if monochrome else (1.0, 0.0)
+  slope, intercept = _rescale(source, info.frame) if monochrome else (1.0, 0.0)
   stored = np.empty(pixels.shape[:2] if monochrome else pixels.shape, dtype)
   for top in range(0, pixels.shape[0], rows_per_block):
     x = np.clip(pixels[top:top + rows_per_block].astype(np.float64), 0.0, 1.0)

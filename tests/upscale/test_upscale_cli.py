@@ -1,7 +1,7 @@
 """`python -m jaxsr.upscale` on folders, globs, bad files, 16-bit PNG and DICOM.
 
-Fixtures are written here with Pillow and pydicom (plus pydicom-data's broken and multi-frame
-files); expected pixels come from the PyTorch network on the same weights, run whole (the CLI is
+Fixtures are written here with Pillow and pydicom (plus pydicom-data's broken, palette and
+multi-frame files); expected pixels come from the PyTorch network on the same weights, run whole (the CLI is
 given --tile 0 where values are compared, so both see zero padding at the border), NumPy luma
 and PIL's Lanczos.
 """
@@ -104,7 +104,7 @@ def test_bad_files_are_reported_the_others_written_and_nothing_partial_left(mode
   (src / "truncated.png").write_bytes(png[:len(png) // 2])
   (src / "empty.tif").write_bytes(b"")
   shutil.copy(get_testdata_file("bad_sequence.dcm"), src / "bad_sequence.dcm")
-  shutil.copy(get_testdata_file("emri_small.dcm"), src / "multiframe.dcm")
+  shutil.copy(get_testdata_file("OBXXXX1A_rle.dcm"), src / "palette.dcm")
 
   assert run("-i", src, "-o", tmp_path / "out", "--model", dirs[2], "--tile", 32) == 1
   out, err = capsys.readouterr()
@@ -112,12 +112,39 @@ def test_bad_files_are_reported_the_others_written_and_nothing_partial_left(mode
   assert len(errors) == 4
   for name, reason in [("truncated.png", "cannot be read"), ("empty.tif", "file is empty"),
                        ("bad_sequence.dcm", "cannot be read"),
-                       ("multiframe.dcm", "multi-frame DICOM (10 frames) is not supported")]:
+                       ("palette.dcm", "PhotometricInterpretation PALETTE COLOR is not supported")]:
     assert any(name in line and reason in line for line in errors), (name, errors)
   assert "2 written, 0 skipped, 4 failed" in out
   assert files_under(tmp_path / "out") == ["colour.dcm", "good.png"]  # No partial files.
   colour = pydicom.dcmread(tmp_path / "out" / "colour.dcm")
   assert colour.PhotometricInterpretation == "RGB" and colour.pixel_array.shape == (200, 200, 3)
+
+
+def test_multi_frame_mr_series_comes_back_as_one_multi_frame_object(models, tmp_path, capsys):
+  nets, dirs = models
+  path = get_testdata_file("emri_small.dcm")  # Enhanced MR: 10 frames of 64x64, 12 bits.
+  source = pydicom.dcmread(path)
+  assert run("-i", path, "-o", tmp_path / "mr_x2.dcm", "--model", dirs[2], "--tile", 0) == 0
+  assert "64x64x10 frames -> " in capsys.readouterr().out
+  written = pydicom.dcmread(tmp_path / "mr_x2.dcm")
+  assert int(written.NumberOfFrames) == 10 and (written.Rows, written.Columns) == (128, 128)
+  assert written.SOPInstanceUID != source.SOPInstanceUID
+  assert written.StudyInstanceUID == source.StudyInstanceUID
+
+  # Each frame through the PyTorch network, with the series' one min..max intensity mapping.
+  stored = source.pixel_array.astype(np.float64)
+  low, high = stored.min(), stored.max()
+  expected = np.stack([
+      np.rint(low + reference.torch_sr_gray(nets[2], ((frame - low) / (high - low)).astype(
+          np.float32)) * (high - low)) for frame in stored])
+  assert np.abs(written.pixel_array.astype(int) - expected).max() <= 1
+
+  # A PNG holds one frame: refused before the network runs, with the way out.
+  assert run("-i", path, "-o", tmp_path / "png", "--model", dirs[2], "--format", "png") == 1
+  assert "multi-frame DICOM or a multi-page TIFF (--format dcm or tiff)" in (
+      capsys.readouterr().err)
+  assert run("-i", path, "-o", tmp_path / "tif", "--model", dirs[2], "--format", "tiff") == 0
+  assert files_under(tmp_path / "tif") == ["emri_small.tif"]
 
 
 def test_sixteen_bit_png_stays_sixteen_bit_with_all_its_levels(models, tmp_path):
