@@ -8,7 +8,7 @@
 * `folder_images`: every PNG / JPEG / TIFF / BMP / PPM / DICOM file of a folder, sorted by name.
 
 Gray images are repeated to three channels (the networks are RGB); 16-bit files are divided by
-65535, 8-bit ones by 255.
+65535, 8-bit ones by 255. Decoding is shared with training (images) and inference (DICOM).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import pathlib
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
-from PIL import Image
+
+from jaxsr.data import decode
+from jaxsr.infer import imageio
 
 SKIMAGE_FUNDUS = ("retina.jpg", "microaneurysms.png")
 PYDICOM_RADIOGRAPHS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm")
@@ -27,50 +29,27 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 
 
-def _gray_to_rgb(image: np.ndarray) -> np.ndarray:
-  if image.ndim == 2:
-    image = image[..., None]
-  if image.shape[-1] == 1:
-    image = np.repeat(image, 3, axis=-1)
-  return np.ascontiguousarray(image[..., :3], dtype=np.float32)
-
-
 def read_image(path: str) -> np.ndarray:
-  """A PNG / JPEG / TIFF / ... file as HxWx3 float32 in [0, 1] (alpha dropped, gray repeated)."""
+  """An image or DICOM file as HxWx3 float32 in [0, 1] (alpha dropped, gray repeated).
+
+  Images go through the training data's decoder (`jaxsr.data.decode`: 8/16-bit PNG, TIFF, JPEG,
+  PPM/PGM, 16-bit colour kept), DICOM through `read_dicom`.
+  """
   if path.lower().endswith(DICOM_EXTENSIONS):
     return read_dicom(path)
-  with Image.open(path) as image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-      # 16-bit gray ('I' is how PIL opens many 16-bit PNGs): keep the full depth.
-      array = np.asarray(image, dtype=np.float64) / 65535.0
-    elif image.mode == "F":
-      array = np.asarray(image, dtype=np.float64)
-    else:
-      array = np.asarray(image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode),
-                         dtype=np.float64) / 255.0
-  return _gray_to_rgb(np.clip(array, 0.0, 1.0))
+  return decode.to_float_rgb(decode.read_image(path))
 
 
 def read_dicom(path: str) -> np.ndarray:
-  """A single-frame gray DICOM image as HxWx3 float32 in [0, 1].
+  """A single-frame DICOM image as HxWx3 float32 in [0, 1].
 
-  The stored values go through the modality LUT (rescale slope/intercept or a LUT sequence), are
-  min-max normalised over the image, and MONOCHROME1 images (where high values are dark) are
-  inverted so that, as in MONOCHROME2, bright means dense tissue. No VOI window is applied: the
-  whole recorded range is kept.
+  Read by the inference reader (`jaxsr.infer.imageio`, "data" range): the stored values go
+  through the modality rescale, are min-max normalised over the image, and MONOCHROME1 images
+  (where high values are dark) are inverted so that, as in MONOCHROME2, bright means dense
+  tissue. No VOI window is applied: the whole recorded range is kept.
   """
-  import pydicom
-  from pydicom.pixels import apply_modality_lut
-
-  dataset = pydicom.dcmread(path)
-  values = apply_modality_lut(dataset.pixel_array, dataset).astype(np.float64)
-  if values.ndim != 2:
-    raise ValueError(f"{path}: expected one gray frame, got pixel data of shape {values.shape}")
-  low, high = values.min(), values.max()
-  values = (values - low) / (high - low) if high > low else np.zeros_like(values)
-  if dataset.get("PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
-    values = 1.0 - values
-  return _gray_to_rgb(values)
+  pixels = imageio.read_image(path, dicom_range="data").pixels
+  return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
 
 
 def skimage_path(name: str) -> pathlib.Path:
