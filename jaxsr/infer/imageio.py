@@ -713,54 +713,48 @@ def _scaled_dpi(image: Image) -> tuple[float, float] | None:
 
 
 def _write_png(f: BinaryIO, samples: np.ndarray, dpi, icc_profile: bytes | None) -> None:
-  if samples.dtype == np.uint16:
-    f.write(_png16_bytes(samples, dpi, icc_profile))
-    return
-  options = {"dpi": dpi} if dpi else {}
-  if icc_profile:
-    options["icc_profile"] = icc_profile
-  pil_image = PIL.Image.fromarray(samples[..., 0] if samples.shape[2] == 1 else samples)
-  pil_image.save(f, format="PNG", **options)
+  """Writes a PNG of (H, W, C) uint8/uint16 samples (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
 
-
-def _png16_bytes(samples: np.ndarray, dpi, icc_profile: bytes | None) -> bytes:
-  """A 16-bit PNG of (H, W, C) uint16 samples (C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
-
-  Pillow can only write 16-bit gray; the format is simple enough to write every channel count
-  here (PNG spec, ISO/IEC 15948): big-endian samples, each row prefixed by its filter type.
+  Pillow can write 16 bits for gray only, and makes full-size copies; the format is simple
+  enough to write here (PNG spec, ISO/IEC 15948): big-endian samples, each row prefixed by its
+  filter type. Rows are filtered and compressed a block at a time and each
+  block's compressed bytes go to `f` as their own IDAT chunk (the spec allows any number), so
+  nothing full-size is held besides `samples`.
   """
   height, width, channels = samples.shape
   colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+  bit_depth = 8 * samples.itemsize
+  big_endian = ">u2" if bit_depth == 16 else "u1"
+
+  def chunk(kind: bytes, data: bytes) -> None:
+    f.write(struct.pack(">I", len(data)) + kind)
+    f.write(data)
+    f.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+  f.write(b"\x89PNG\r\n\x1a\n")
+  chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))
+  if icc_profile:
+    chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile))
+  if dpi:
+    per_metre = [round(d / 0.0254) for d in dpi]
+    chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1))
   # Filter 2 ("Up": difference with the row above, mod 256; the first row's "above" is zeros)
-  # compresses smooth images well. Rows are filtered and compressed a block at a time, so the
-  # only full-size buffer is the compressed stream.
+  # compresses smooth images well.
   compressor = zlib.compressobj(6)
-  idat = []
-  above = np.zeros(width * channels * 2, np.uint8)
+  above = np.zeros(width * channels * samples.itemsize, np.uint8)
   for top in range(0, height, ENCODE_ROWS_PER_BLOCK):
-    rows = samples[top:top + ENCODE_ROWS_PER_BLOCK].astype(">u2").reshape(
+    rows = samples[top:top + ENCODE_ROWS_PER_BLOCK].astype(big_endian).reshape(
         -1, width * channels).view(np.uint8)
     filtered = rows.copy()
     filtered[0] -= above
     filtered[1:] -= rows[:-1]
     above = rows[-1].copy()
     scanlines = np.concatenate([np.full((len(rows), 1), 2, np.uint8), filtered], axis=1)
-    idat.append(compressor.compress(scanlines.tobytes()))
-  idat.append(compressor.flush())
-
-  def chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data)))
-
-  chunks = [chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))]
-  if icc_profile:
-    chunks.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
-  if dpi:
-    per_metre = [round(d / 0.0254) for d in dpi]
-    chunks.append(chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
-  chunks.append(chunk(b"IDAT", b"".join(idat)))
-  chunks.append(chunk(b"IEND", b""))
-  return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+    compressed = compressor.compress(scanlines.tobytes())
+    if compressed:
+      chunk(b"IDAT", compressed)
+  chunk(b"IDAT", compressor.flush())
+  chunk(b"IEND", b"")
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:

@@ -292,23 +292,24 @@ def test_missing_file_is_file_not_found(tmp_path):
     imageio.read_image(tmp_path / "absent.png")
 
 
-def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["out.png", "out.tif", "out.jpg"])
+def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch, name):
   image = imageio.Image(pixels=np.full((8, 8, 3), 0.5, np.float32), bit_depth=8,
                         source_format="png")
-  target = tmp_path / "out.png"
+  target = tmp_path / name
   target.write_bytes(b"previous result")
 
-  def save_then_fail(self, fp, *args, **kwargs):
-    fp.write(b"\x89PNG half a file")
-    raise OSError("No space left on device")
+  def disk_full(fd):  # The file's bytes were written; flushing them to disk fails.
+    assert os.fstat(fd).st_size > 0
+    raise OSError(28, "No space left on device")
 
-  monkeypatch.setattr(PIL.Image.Image, "save", save_then_fail)
+  monkeypatch.setattr(os, "fsync", disk_full)
   with pytest.raises(OSError, match="No space"):
     imageio.write_image(target, image)
-  assert os.listdir(tmp_path) == ["out.png"] and target.read_bytes() == b"previous result"
+  assert os.listdir(tmp_path) == [name] and target.read_bytes() == b"previous result"
   with pytest.raises(OSError, match="No space"):
-    imageio.write_image(tmp_path / "new.png", image)
-  assert os.listdir(tmp_path) == ["out.png"]
+    imageio.write_image(tmp_path / ("new" + target.suffix), image)
+  assert os.listdir(tmp_path) == [name]
 
 
 def test_refused_writes_create_nothing(tmp_path):
