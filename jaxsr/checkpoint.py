@@ -126,4 +126,9 @@ def _describe(metadata: ModelMetadata) -> str:
 def _orbax_checkpointer():
   import orbax.checkpoint as ocp  # Heavy import; only needed when touching variables.
 
-  return ocp.StandardCheckpointer()
+  # A model directory holds host (NumPy) arrays and is written or read by whichever process
+  # asks, alone: in a multi-host run (the trainer's export is done by process 0) the default
+  # would wait at barriers for every other process.
+  this_process = jax.process_index()
+  return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=this_process, active_processes={this_process}))

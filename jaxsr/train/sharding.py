@@ -49,6 +49,19 @@ def global_batch(local: Mapping[str, np.ndarray], sharding: NamedSharding) -> di
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
 
 
+def any_process(flag: bool) -> bool:
+  """True on every process if `flag` is True on any of them (e.g. "stop now").
+
+  Each process may see a signal at a different step; acting on the combined flag keeps them in
+  lockstep (a checkpoint save is collective). One process: no communication.
+  """
+  if jax.process_count() == 1:
+    return bool(flag)
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
   """Joins a multi-host run. With no arguments JAX detects the cluster (TPU pods, SLURM, ...)."""

@@ -64,6 +64,16 @@ def _loss_config(config) -> ml_collections.ConfigDict:
       gan_weight=config.loss.gan_weight, ema_decay=config.ema_decay))
 
 
+def _first_local_rows(batch: jax.Array) -> np.ndarray:
+  """The rows of a global batch array held by this process's first device.
+
+  A multi-host batch cannot be fetched whole; the same device holds the same rows of every
+  array sharded alike (LR, SR, GT), so their summaries line up.
+  """
+  shard = min(batch.addressable_shards, key=lambda s: s.index[0].start or 0)
+  return np.asarray(shard.data)
+
+
 def _image_summary(lq: np.ndarray, sr: np.ndarray, gt: np.ndarray, count: int = 3) -> np.ndarray:
   """Rows of LR (nearest, GT size) | SR (EMA) | GT, for TensorBoard."""
   scale = gt.shape[1] // lq.shape[1]
@@ -158,11 +168,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         writer.write_scalars(step, values)
         progress.set_postfix(g=f"{values['g/total']:.4f}", d=f"{values['d/real'] + values['d/fake']:.3f}")
       if config.image_every_steps and step % config.image_every_steps == 0:
-        sr = np.asarray(jax.device_get(ema_forward(state.ema_params, batch["lq"])))
-        lq_host, gt_host = (np.asarray(jax.device_get(batch[k])) for k in ("lq", "gt"))
-        writer.write_images(step, {"lr_sr_gt": _image_summary(lq_host, sr, gt_host)})
+        sr = ema_forward(state.ema_params, batch["lq"])  # Every process runs its part.
+        writer.write_images(step, {"lr_sr_gt": _image_summary(
+            *(_first_local_rows(x) for x in (batch["lq"], sr, batch["gt"])))})
 
+      # Every process must stop (and save) at the same step, whichever of them got the signal.
       stopped_by = stop.signal_name
+      if sharding.any_process(stopped_by is not None) and stopped_by is None:
+        stopped_by = "a stop signal to another process"
       if step % config.checkpoint_every_steps == 0 or step == config.total_steps or stopped_by:
         if not checked:
           _raise_if_not_finite({k: float(v) for k, v in jax.device_get(metrics).items()}, step,
