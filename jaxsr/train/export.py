@@ -52,11 +52,17 @@ def export_checkpoint(workdir: Path, step: int | None = None, torch_file: bool =
   info_file = workdir / RUN_INFO
   if not info_file.exists():
     raise FileNotFoundError(f"{workdir} is not a jaxsr training directory ({RUN_INFO} is missing)")
-  with ocp.CheckpointManager(workdir / "checkpoints") as manager:
+  with ocp.CheckpointManager(workdir / "checkpoints",
+                             item_handlers=ocp.StandardCheckpointHandler()) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    # The checkpoint may come from a cluster (its arrays laid out on devices this machine does
+    # not have): restore every array onto this process's first device instead.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                          manager.item_metadata(step))
+    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
   arch = json.loads(info_file.read_text())["generator_arch"]
   return export_ema(workdir, generator_arch=arch, ema_params=restored["ema_params"], step=step,
                     torch_file=torch_file)

@@ -134,3 +134,12 @@ def test_two_process_training_stops_together_resumes_and_equals_one_process(tmp_
       diff = np.abs(x - y)
       assert diff.max() <= 2e-4 and np.mean(diff > 1e-6) < 0.02, name
       assert diff.mean() < 0.01 * np.abs(x - before).mean(), name
+
+  # A cluster's checkpoint exports on one machine (its arrays are laid out on 2 processes).
+  from jaxsr import checkpoint  # pylint: disable=import-outside-toplevel
+  from jaxsr.train import export  # pylint: disable=import-outside-toplevel
+
+  export.export_checkpoint(two, step=3, torch_file=False)
+  exported, _ = checkpoint.load(two / "export" / "generator_ema")
+  for x, y in zip(jax.tree.leaves(exported["params"]), jax.tree.leaves(two_at_3["ema_params"])):
+    np.testing.assert_array_equal(x, y)
