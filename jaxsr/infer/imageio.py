@@ -37,8 +37,8 @@ dataset and the intensity mapping. Reading looks at the file's first bytes, not 
   source, gives it a new SOP Instance UID and keeps every other element (the series too; retired
   group lengths are left to pydicom). Compressed sources are written uncompressed (Explicit VR
   Little Endian); big-endian sources can be read, and written only as PNG/TIFF. Compressed pixel
-  data is decoded by pydicom's plugins (Pillow covers JPEG baseline and JPEG 2000; JPEG lossless
-  and JPEG-LS need pylibjpeg or gdcm and are reported as unreadable without them).
+  data is decoded by pydicom's plugins: Pillow (JPEG baseline, JPEG 2000), GDCM (JPEG Lossless,
+  the usual compression of archived radiographs, and JPEG-LS) and pydicom itself (RLE).
 
 Every write goes to a temporary file in the target's folder, which is renamed over the target
 only when complete: a failure never leaves a partial file. Files that cannot be decoded raise

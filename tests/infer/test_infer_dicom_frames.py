@@ -1,8 +1,8 @@
 """Multi-frame DICOM in and out: MR series, enhanced CT functional groups, colour, multi-page TIFF.
 
 Real multi-frame files from pydicom-data: emri_small (Enhanced MR, 10 frames of 64x64, 12 bits;
-also stored as RLE and JPEG 2000 lossless), eCT_Supplemental (Enhanced CT, 2 frames, rescale and
-pixel spacing only in the functional groups) and SC_rgb_2frame (colour). Expected values are
+also stored as RLE, JPEG 2000 and JPEG-LS lossless), eCT_Supplemental (Enhanced CT, 2 frames,
+rescale and pixel spacing only in the functional groups) and SC_rgb_2frame (colour). Expected values are
 computed here from pydicom's pixel_array with NumPy; the "network" is nearest-neighbour x2.
 """
 
@@ -49,7 +49,8 @@ def test_mr_series_frames_share_one_mapping_and_round_trip_exactly(tmp_path):
   assert_other_elements_kept(source, written, FRAME_CHANGED)
 
 
-@pytest.mark.parametrize("name", ["emri_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm"])
+@pytest.mark.parametrize("name", ["emri_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm",
+                                  "emri_small_jpeg_ls_lossless.dcm"])
 def test_compressed_series_read_like_the_uncompressed_one(tmp_path, name):
   plain = imageio.read_frames(get_testdata_file("emri_small.dcm"))
   frames = imageio.read_frames(get_testdata_file(name))

@@ -103,7 +103,7 @@ def test_bad_files_are_reported_the_others_written_and_nothing_partial_left(mode
   png = (src / "good.png").read_bytes()
   (src / "truncated.png").write_bytes(png[:len(png) // 2])
   (src / "empty.tif").write_bytes(b"")
-  shutil.copy(get_testdata_file("bad_sequence.dcm"), src / "bad_sequence.dcm")
+  shutil.copy(get_testdata_file("MR_truncated.dcm"), src / "truncated.dcm")
   shutil.copy(get_testdata_file("OBXXXX1A_rle.dcm"), src / "palette.dcm")
 
   assert run("-i", src, "-o", tmp_path / "out", "--model", dirs[2], "--tile", 32) == 1
@@ -111,7 +111,7 @@ def test_bad_files_are_reported_the_others_written_and_nothing_partial_left(mode
   errors = [line for line in err.splitlines() if line.startswith("error:")]
   assert len(errors) == 4
   for name, reason in [("truncated.png", "cannot be read"), ("empty.tif", "file is empty"),
-                       ("bad_sequence.dcm", "cannot be read"),
+                       ("truncated.dcm", "cannot be read"),
                        ("palette.dcm", "PhotometricInterpretation PALETTE COLOR is not supported")]:
     assert any(name in line and reason in line for line in errors), (name, errors)
   assert "2 written, 0 skipped, 4 failed" in out
