@@ -42,13 +42,11 @@ def _retina_part(first: bool) -> np.ndarray:
 def _radiograph(name: str) -> np.ndarray:
   from pydicom.data import get_testdata_file
 
-  from jaxsr.evaluate.sources import read_dicom
-
   path = get_testdata_file(name, download=False)
   if path is None:
     raise decode.CorruptImageError(
         f"{name} is not installed: pip install pydicom-data (or 'jaxsr[demo]')")
-  return np.round(read_dicom(path)[..., :1] * 65535.0).astype(np.uint16)
+  return decode.read_dicom(path)
 
 
 _IMAGES: dict[str, list[tuple[str, Callable[[], np.ndarray]]]] = {

@@ -40,6 +40,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
   return decode_image(data, name=os.fspath(path))
 
 
+def read_dicom(path: str | os.PathLike) -> np.ndarray:
+  """A single-frame DICOM image as `[H, W, C]` uint16, as a viewer shows it.
+
+  Read by the inference reader (`jaxsr.infer.imageio`, "data" range): modality rescale, the
+  image's min..max to 0..65535, MONOCHROME1 inverted (bright = dense, as in MONOCHROME2).
+  """
+  from jaxsr.infer import imageio  # pylint: disable=import-outside-toplevel  (pydicom, on demand)
+
+  try:
+    pixels = imageio.read_image(path, dicom_range="data").pixels
+  except (imageio.UnreadableImageError, OSError) as e:
+    raise CorruptImageError(f"cannot decode DICOM {os.fspath(path)}: "
+                            f"{getattr(e, 'reason', e)}") from e
+  return np.round(pixels * 65535.0).astype(np.uint16)
+
+
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
   """Decodes encoded image bytes as `[H, W, C]` uint8 or uint16 with the file's channels.
 

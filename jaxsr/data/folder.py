@@ -2,7 +2,8 @@
 
 Every image file under the folder (recursively, in sorted path order, so the order does not
 depend on the file system) is one example: PNG, JPEG, TIFF, PPM/PGM/PNM, BMP, each optionally
-gzipped, 8- or 16-bit, gray or colour. Hidden files (`.name`, e.g. macOS `._im0001.ppm`
+gzipped, 8- or 16-bit, gray or colour, and single-frame DICOM (`.dcm`, `.dicom`; read as a viewer
+shows it, at 16 bits: see `decode.read_dicom`). Hidden files (`.name`, e.g. macOS `._im0001.ppm`
 resource forks) are ignored.
 """
 
@@ -17,6 +18,7 @@ from jaxsr.data import decode
 from jaxsr.data import source
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".bmp")
+DICOM_EXTENSIONS = (".dcm", ".dicom")
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -24,6 +26,8 @@ def is_image_file(path: str | os.PathLike) -> bool:
   name = pathlib.PurePath(path).name.lower()
   if name.startswith("."):
     return False
+  if name.endswith(DICOM_EXTENSIONS):
+    return True
   if name.endswith(".gz"):
     name = name[: -len(".gz")]
   return name.endswith(IMAGE_EXTENSIONS)
@@ -43,7 +47,7 @@ def list_images(root: str | os.PathLike) -> list[pathlib.Path]:
   if not paths:
     raise ValueError(
         f"no image files under {root.resolve()} (looked recursively for "
-        f"{', '.join(IMAGE_EXTENSIONS)}, optionally .gz)")
+        f"{', '.join(IMAGE_EXTENSIONS)}, optionally .gz, and {', '.join(DICOM_EXTENSIONS)})")
   return sorted(paths, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -70,4 +74,7 @@ class ImageFolder(source.ImageSource):
     return str(self._paths[index])
 
   def read(self, index: int) -> np.ndarray:
-    return decode.read_image(self._paths[index])
+    path = self._paths[index]
+    if path.name.lower().endswith(DICOM_EXTENSIONS):
+      return decode.read_dicom(path)
+    return decode.read_image(path)

@@ -1,7 +1,11 @@
 """jaxsr.data.folder and source: listing, reading for training, corrupt and empty folders."""
 
+import shutil
+
 import numpy as np
+import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 
 from jaxsr.data import decode
 from jaxsr.data import folder
@@ -75,3 +79,28 @@ def test_empty_or_missing_folder_fails_fast_naming_the_path(tmp_path):
     folder.ImageFolder(tmp_path / "empty")
   with pytest.raises(FileNotFoundError, match="does_not_exist"):
     source.open_source(str(tmp_path / "does_not_exist"))
+
+
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "CT_small.dcm"])
+def test_dicom_files_train_as_a_viewer_shows_them_at_16_bits(tmp_path, name):
+  # RG1: chest CR, MONOCHROME1 (inverted: bright = dense); CT_small: signed, with a rescale.
+  shutil.copy(get_testdata_file(name), tmp_path / "scan.DCM")
+  fx.write(tmp_path / "photo.png", fx.png_bytes(np.zeros((4, 5, 3), np.uint8)))
+  src = folder.ImageFolder(tmp_path)
+  assert [p.name for p in src.paths] == ["photo.png", "scan.DCM"]
+  read = src.read_for_training(1, skip_corrupt=False)
+
+  ds = pydicom.dcmread(get_testdata_file(name))
+  values = ds.pixel_array * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+  shown = (values - values.min()) / (values.max() - values.min())
+  if ds.PhotometricInterpretation == "MONOCHROME1":
+    shown = 1.0 - shown
+  assert read.dtype == np.uint16 and read.shape == ds.pixel_array.shape + (1,)
+  assert np.abs(read[..., 0].astype(np.int64) - np.round(shown * 65535)).max() <= 1
+
+
+def test_broken_dicom_raises_naming_it(tmp_path):
+  data = open(get_testdata_file("RG3_UNCR.dcm"), "rb").read()
+  fx.write(tmp_path / "cut.dcm", data[: len(data) // 2])
+  with pytest.raises(decode.CorruptImageError, match="cut.dcm"):
+    folder.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=False)
