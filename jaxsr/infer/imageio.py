@@ -268,6 +268,8 @@ def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str 
     return
   stored, first = None, None
   for index, image in enumerate(frames):
+    if index >= count:
+      raise ValueError(f"expected {count} frames, got more")
     if image.dicom is None or image.dicom.frame is None:
       raise ValueError(f"image {index} is not a frame of a multi-frame DICOM source")
     if image.dicom.frame != index:

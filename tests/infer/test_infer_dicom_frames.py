@@ -162,6 +162,8 @@ def test_frames_refused_where_they_cannot_go(tmp_path):
     imageio.write_image(tmp_path / "one.dcm", frames[3])
   with pytest.raises(ValueError, match="expected 10 frames, got 9"):
     imageio.write_frames(tmp_path / "short.dcm", upscale_frames(frames[:9]), 10)
+  with pytest.raises(ValueError, match="expected 9 frames, got more"):
+    imageio.write_frames(tmp_path / "long.dcm", upscale_frames(frames), 9)
   with pytest.raises(ValueError, match="frame 9 came where frame 0 belongs"):
     imageio.write_frames(tmp_path / "order.dcm", upscale_frames(frames[::-1]), 10)
   other = copy.copy(frames[1])  # Same frame index, another source's dataset.
