@@ -65,9 +65,21 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_path, data):
+def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_path, data,
+                                                                          monkeypatch):
+  compiled_steps = []
+
+  def keep_jitted_step(*args):
+    compiled_steps.append(jit_data_parallel(*args))
+    return compiled_steps[-1]
+
+  jit_data_parallel = trainer.sharding.jit_data_parallel
+  monkeypatch.setattr(trainer.sharding, "jit_data_parallel", keep_jitted_step)
   result = trainer.train(tiny_config(data), tmp_path / "straight")
   assert result["step"] == 4 and result["stopped_by"] is None
+  # Four steps, two checkpoint saves and two image summaries later, the step compiled once.
+  (step_fn,) = compiled_steps
+  assert step_fn._cache_size() == 1  # pylint: disable=protected-access
   assert sorted(os.listdir(tmp_path / "straight" / "checkpoints")) == ["2", "4"]
   assert list((tmp_path / "straight" / "logs").glob("events.out.tfevents.*"))
 
