@@ -47,5 +47,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.image_every_steps = 500
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 3
+  # Multi-host only: how often the hosts compare stop signals (SIGTERM/SIGINT). The comparison
+  # waits for the step in flight, so doing it every step would stall the input overlap.
+  config.stop_check_every_steps = 10
   config.export_pth = True  # Also write the EMA generator as a PyTorch .pth (needs torch).
   return config

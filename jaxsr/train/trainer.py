@@ -58,6 +58,23 @@ class StopRequest:
       signal.signal(sig, handler)
 
 
+def _agreed_stop(signal_name: str | None, step: int, config) -> str | None:
+  """Why to stop after `step`, the same answer on every process; None to go on.
+
+  One process acts on its signal at once. Several compare their flags at the steps that are
+  multiples of `stop_check_every_steps`, all at the same step (a checkpoint save is collective),
+  so a host that got the signal first waits for the next such step.
+  """
+  if jax.process_count() == 1:
+    return signal_name
+  every = max(1, config.get("stop_check_every_steps", 10))
+  if step % every and step != config.total_steps:
+    return None
+  if not sharding.any_process(signal_name is not None):
+    return None
+  return signal_name or "a stop signal to another process"
+
+
 def _loss_config(config) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       pixel_weight=config.loss.pixel_weight, perceptual_weight=config.loss.perceptual_weight,
@@ -172,10 +189,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         writer.write_images(step, {"lr_sr_gt": _image_summary(
             *(_first_local_rows(x) for x in (batch["lq"], sr, batch["gt"])))})
 
-      # Every process must stop (and save) at the same step, whichever of them got the signal.
-      stopped_by = stop.signal_name
-      if sharding.any_process(stopped_by is not None) and stopped_by is None:
-        stopped_by = "a stop signal to another process"
+      stopped_by = _agreed_stop(stop.signal_name, step, config)
       if step % config.checkpoint_every_steps == 0 or step == config.total_steps or stopped_by:
         if not checked:
           _raise_if_not_finite({k: float(v) for k, v in jax.device_get(metrics).items()}, step,

@@ -35,6 +35,7 @@ def main():
 
   config = tiny_config(Path(args.data), total_steps=args.steps)
   config.checkpoint_every_steps = 1000  # Only the final (or the stop's) checkpoint.
+  config.stop_check_every_steps = 2
   if args.sigterm_at_step:
     # The host side of each step (batch placement) is where the "preemption" arrives.
     place, calls = trainer.sharding.global_batch, []

@@ -101,34 +101,35 @@ def test_two_process_training_stops_together_resumes_and_equals_one_process(tmp_
 
   data = make_images(tmp_path / "images")
   two = tmp_path / "two"
-  # A SIGTERM to one process stops both at the same step, with one checkpoint of that step.
-  outs = train_on_two_processes("--workdir", two, "--data", data, "--steps", 5,
+  # A SIGTERM to one process (during step 3) stops both at the next step where the hosts compare
+  # (stop_check_every_steps = 2: step 4), with one checkpoint of that step.
+  outs = train_on_two_processes("--workdir", two, "--data", data, "--steps", 6,
                                 sigterm_at_step=3)
-  assert "RESULT 0 3 a stop signal to another process" in outs[0]
-  assert "RESULT 1 3 SIGTERM" in outs[1]
-  assert os.listdir(two / "checkpoints") == ["3"]
-  outs = train_on_two_processes("--workdir", two, "--data", data, "--steps", 5)
-  assert "resumed from step 3" in outs[0] and "RESULT 1 5 None" in outs[1]
+  assert "RESULT 0 4 a stop signal to another process" in outs[0]
+  assert "RESULT 1 4 SIGTERM" in outs[1]
+  assert os.listdir(two / "checkpoints") == ["4"]
+  outs = train_on_two_processes("--workdir", two, "--data", data, "--steps", 6)
+  assert "resumed from step 4" in outs[0] and "RESULT 1 6 None" in outs[1]
 
   one = tmp_path / "one"
-  out = run(None, "--workdir", one, "--data", data, "--steps", 5, script=TRAIN_SCRIPT).stdout
-  assert "RESULT 0 5 None" in out
+  out = run(None, "--workdir", one, "--data", data, "--steps", 6, script=TRAIN_SCRIPT).stdout
+  assert "RESULT 0 6 None" in out
   # The same global batches reach the same networks: every weight of the two runs agrees up to
-  # the all-reduce order of the gradients (see assert_same_step), far below what steps 4 and 5
+  # the all-reduce order of the gradients (see assert_same_step), far below what steps 5 and 6
   # moved them.
   from tests.train.test_trainer import restore_state  # pylint: disable=import-outside-toplevel
 
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
 
-  one_state = restore_state(one, 5)
+  one_state = restore_state(one, 6)
   # Saved by two processes: restored onto this process's device, shaped like the 1-process run.
   like = jax.tree.map(ocp.utils.to_shape_dtype_struct, one_state)
   with ocp.CheckpointManager(two / "checkpoints") as manager:
-    two_state, two_at_3 = (manager.restore(step, args=ocp.args.StandardRestore(like))
-                           for step in (5, 3))
+    two_state, two_at_4 = (manager.restore(step, args=ocp.args.StandardRestore(like))
+                           for step in (6, 4))
   for name in ("g_params", "d_params", "ema_params"):
     pairs = zip(jax.tree.leaves(two_state[name]), jax.tree.leaves(one_state[name]),
-                jax.tree.leaves(two_at_3[name]))
+                jax.tree.leaves(two_at_4[name]))
     for x, y, before in pairs:
       x, y, before = (np.asarray(v, np.float64) for v in (x, y, before))
       diff = np.abs(x - y)
@@ -139,7 +140,7 @@ def test_two_process_training_stops_together_resumes_and_equals_one_process(tmp_
   from jaxsr import checkpoint  # pylint: disable=import-outside-toplevel
   from jaxsr.train import export  # pylint: disable=import-outside-toplevel
 
-  export.export_checkpoint(two, step=3, torch_file=False)
+  export.export_checkpoint(two, step=4, torch_file=False)
   exported, _ = checkpoint.load(two / "export" / "generator_ema")
-  for x, y in zip(jax.tree.leaves(exported["params"]), jax.tree.leaves(two_at_3["ema_params"])):
+  for x, y in zip(jax.tree.leaves(exported["params"]), jax.tree.leaves(two_at_4["ema_params"])):
     np.testing.assert_array_equal(x, y)
