@@ -51,13 +51,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import functools
 import os
 import struct
 import uuid
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
 import PIL.Image
@@ -222,19 +221,14 @@ def write_image(path, image: Image, *, file_format: str | None = None,
     dataset = derived_dataset(image, description)
     _write_atomically(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
     return
+  if file_format == "tiff":
+    _import_tifffile()  # A missing tifffile fails here, not inside the temporary file.
+    _write_atomically(path, lambda f: _write_tiff(f, [image]))
+    return
   samples = _quantise(image, 8 if file_format == "jpeg" else image.bit_depth)
   dpi = _scaled_dpi(image)
   if file_format == "png":
     _write_atomically(path, lambda f: _write_png(f, samples, dpi, image.icc_profile))
-  elif file_format == "tiff":
-    tifffile = _import_tifffile()
-    extras = {"extrasamples": ["unassalpha"]} if image.alpha is not None else {}
-    resolution = {"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}
-    # Gray is written as (H, W): a trailing axis of 1 would read as a third dimension.
-    samples = samples[..., 0] if samples.shape[2] == 1 else samples
-    _write_atomically(path, lambda f: tifffile.imwrite(
-        f, samples, photometric="minisblack" if image.pixels.shape[2] == 1 else "rgb",
-        compression="zlib", iccprofile=image.icc_profile, **extras, **resolution))
   else:
     if image.alpha is not None:
       raise ValueError(f"JPEG has no alpha channel; write {path.name} as PNG or TIFF")
@@ -264,7 +258,12 @@ def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str 
     raise ValueError(f"{count} frames can be written as a multi-frame DICOM or a multi-page TIFF, "
                      f"not as {file_format or path.name}")
   if file_format == "tiff":
-    _write_atomically(path, lambda f: _write_tiff_pages(f, frames, count))
+    def write_pages(f):
+      written = _write_tiff(f, frames)
+      if written != count:
+        raise ValueError(f"expected {count} frames, got {written}")
+
+    _write_atomically(path, write_pages)
     return
   stored, first = None, None
   for index, image in enumerate(frames):
@@ -288,21 +287,22 @@ def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str 
   _write_atomically(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
 
 
-def _write_tiff_pages(f: BinaryIO, frames: Iterator[Image], count: int) -> None:
+def _write_tiff(f: BinaryIO, images: Iterable[Image]) -> int:
+  """Writes one TIFF page per image, each at its bit depth; returns the number of pages."""
   tifffile = _import_tifffile()
+  written = 0
   with tifffile.TiffWriter(f) as tiff:
-    written = 0
-    for image in frames:
+    for image in images:
       samples = _quantise(image, image.bit_depth)
       dpi = _scaled_dpi(image)
+      # Gray is written as (H, W): a trailing axis of 1 would read as a third dimension.
       tiff.write(samples[..., 0] if samples.shape[2] == 1 else samples,
                  photometric="minisblack" if image.pixels.shape[2] == 1 else "rgb",
                  compression="zlib", iccprofile=image.icc_profile,
                  extrasamples=["unassalpha"] if image.alpha is not None else None,
                  **({"resolution": dpi, "resolutionunit": "INCH"} if dpi else {}))
       written += 1
-  if written != count:
-    raise ValueError(f"expected {count} frames, got {written}")
+  return written
 
 
 # ----------------------------------------------------------------------------------------------
@@ -493,11 +493,11 @@ def _read_dicom(path: Path, intensity_range: str) -> list[Image]:
                                   intensity_range="bits", frame=frame_index(i)), **common)
             for i in range(frames)]
 
+  rescales = [_rescale(dataset, i) for i in range(frames)]  # Enhanced objects: per frame.
   values = np.empty(stored.shape, np.float64)
-  for i in range(frames):  # Enhanced objects may rescale each frame differently.
-    slope, intercept = _rescale(dataset, i)
+  for i, (slope, intercept) in enumerate(rescales):
     values[i] = stored[i] * slope + intercept
-  low, high = _modality_range(path, dataset, values, intensity_range)
+  low, high = _modality_range(path, dataset, values, rescales, intensity_range)
   invert = photometric == "MONOCHROME1"
   images = []
   for i in range(frames):
@@ -546,6 +546,7 @@ def _stored_range(dataset: pydicom.Dataset) -> tuple[int, int]:
 
 
 def _modality_range(path: Path, dataset: pydicom.Dataset, values: np.ndarray,
+                    rescales: list[tuple[float, float]],
                     intensity_range: str) -> tuple[float, float]:
   """The modality values shown as black and white (see the module docstring)."""
   if intensity_range == "data":
@@ -553,7 +554,7 @@ def _modality_range(path: Path, dataset: pydicom.Dataset, values: np.ndarray,
     return low, (high if high > low else low + 1.0)  # A constant image maps to 0.
   if intensity_range == "bits":
     ends = [v * slope + intercept for v in _stored_range(dataset)
-            for slope, intercept in map(functools.partial(_rescale, dataset), range(len(values)))]
+            for slope, intercept in rescales]
     return float(min(ends)), float(max(ends))
   center = _frame_value(dataset, 0, "FrameVOILUTSequence", "WindowCenter")
   width = _frame_value(dataset, 0, "FrameVOILUTSequence", "WindowWidth")
