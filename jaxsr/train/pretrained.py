@@ -41,15 +41,19 @@ def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:
   return path
 
 
+def _load(init: str, kind: str, workdir: Path, howto: str) -> tuple[Any, checkpoint.ModelMetadata]:
+  """(variables, metadata) of the `kind` model `init` names."""
+  try:
+    return checkpoint.load(resolve(init, kind, workdir, howto), expect_kind=kind)
+  except checkpoint.CheckpointError as e:
+    raise PretrainedWeightsError(str(e)) from None
+
+
 def generator(init: str, arch, workdir: Path, howto: str, rng: jax.Array, lq_size: int,
               dtype) -> tuple[RRDBNet, Any]:
   """(module, params) of the generator to fine-tune."""
   if init:
-    try:
-      variables, meta = checkpoint.load(resolve(init, "generator", workdir, howto),
-                                        expect_kind="generator")
-    except checkpoint.CheckpointError as e:
-      raise PretrainedWeightsError(str(e)) from None
+    variables, meta = _load(init, "generator", workdir, howto)
     return RRDBNet(**meta.arch, dtype=dtype), variables["params"]
   module = RRDBNet(**arch, dtype=dtype)
   x = np.zeros((1, lq_size, lq_size, 3), np.float32)
@@ -60,11 +64,7 @@ def discriminator(init: str, num_feat: int, workdir: Path, howto: str, rng: jax.
                   gt_size: int, dtype) -> tuple[UNetDiscriminatorSN, dict[str, Any]]:
   """(module, {"params", "spectral"}) of the discriminator."""
   if init:
-    try:
-      variables, meta = checkpoint.load(resolve(init, "discriminator", workdir, howto),
-                                        expect_kind="discriminator")
-    except checkpoint.CheckpointError as e:
-      raise PretrainedWeightsError(str(e)) from None
+    variables, meta = _load(init, "discriminator", workdir, howto)
     return UNetDiscriminatorSN(**meta.arch, dtype=dtype), variables
   module = UNetDiscriminatorSN(num_feat=num_feat, dtype=dtype)
   x = np.zeros((1, gt_size, gt_size, 3), np.float32)
