@@ -21,12 +21,12 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from jaxsr.data import decode
+from jaxsr.data.folder import DICOM_EXTENSIONS  # One list of DICOM suffixes.
 from jaxsr.infer import imageio
 
 SKIMAGE_FUNDUS = ("retina.jpg", "microaneurysms.png")
 PYDICOM_RADIOGRAPHS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
-DICOM_EXTENSIONS = (".dcm", ".dicom")
 
 
 def read_image(path: str) -> np.ndarray:
