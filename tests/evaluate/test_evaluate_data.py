@@ -9,26 +9,7 @@ import pytest
 from PIL import Image
 
 from jaxsr.evaluate import data
-
-
-def _write_dicom(path, pixels):
-  """A MONOCHROME2 12-bit CR file, no extension (as DICOM folders often have)."""
-  pydicom = pytest.importorskip("pydicom")
-  from pydicom.dataset import FileMetaDataset
-  from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-  meta = FileMetaDataset()
-  meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-  meta.MediaStorageSOPInstanceUID = generate_uid()
-  meta.TransferSyntaxUID = ExplicitVRLittleEndian
-  ds = pydicom.Dataset()
-  ds.file_meta = meta
-  ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-  ds.Rows, ds.Columns = pixels.shape
-  ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-  ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-  ds.PixelData = pixels.astype(np.uint16).tobytes()
-  ds.save_as(path, enforce_file_format=True)
+from tests.evaluate.test_evaluate_sources import write_dicom
 
 
 def test_folder_lists_images_and_bare_named_dicom_recursively_and_reads_them(tmp_path):
@@ -41,7 +22,7 @@ def test_folder_lists_images_and_bare_named_dicom_recursively_and_reads_them(tmp
   buffer = io.BytesIO()
   Image.fromarray(gray16).save(buffer, format="PNG")
   (tmp_path / "sub" / "c.png.gz").write_bytes(gzip.compress(buffer.getvalue()))
-  _write_dicom(tmp_path / "IM0001", raw)
+  write_dicom(tmp_path / "IM0001", raw, "MONOCHROME2")
   (tmp_path / "notes.txt").write_text("not an image")
   Image.fromarray(rgb).save(tmp_path / ".hidden.png")
 

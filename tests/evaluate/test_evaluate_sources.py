@@ -7,7 +7,8 @@ from PIL import Image
 from jaxsr.evaluate import sources
 
 
-def _write_dicom(path, pixels, photometric, slope=1.0, intercept=0.0):
+def write_dicom(path, pixels, photometric, slope=1.0, intercept=0.0):
+  """A 12-bit CR file with a rescale (shared with test_evaluate_data)."""
   pydicom = pytest.importorskip("pydicom")
   from pydicom.dataset import FileMetaDataset
   from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -35,7 +36,7 @@ def _write_dicom(path, pixels, photometric, slope=1.0, intercept=0.0):
 def test_read_dicom_applies_rescale_normalises_and_inverts_monochrome1(tmp_path, photometric):
   raw = np.random.default_rng(0).integers(100, 4000, size=(12, 10))
   path = tmp_path / "x.dcm"
-  _write_dicom(path, raw, photometric, slope=2.0, intercept=-50.0)
+  write_dicom(path, raw, photometric, slope=2.0, intercept=-50.0)
   image = sources.read_dicom(str(path))
   values = 2.0 * raw - 50.0
   expected = (values - values.min()) / (values.max() - values.min())
