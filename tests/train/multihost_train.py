@@ -1,6 +1,6 @@
-"""The tiny training run of test_trainer.py, as one of several processes (hosts) on loopback.
+"""The tiny training run of test_trainer.py, alone or as one of several processes on loopback.
 
-Run by test_data_parallel.py in subprocesses:
+Run in subprocesses by test_trainer.py (one process) and test_data_parallel.py (several):
   python multihost_train.py --workdir W --data D --steps N [--process_id I --num_processes P
       --port PORT] [--sigterm_at_step K]      (the signal reaches only the process that gets it)
 Prints "RESULT <process> <step> <stopped_by>".

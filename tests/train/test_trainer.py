@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jax
@@ -128,31 +127,15 @@ def test_paper_config_refuses_to_start_without_vgg19(tmp_path, data):
 @pytest.mark.slow
 def test_sigterm_saves_and_exits_then_resumes(tmp_path, data):
   """A preempted run (SIGTERM) saves its current step; the same command resumes from it."""
-  script = textwrap.dedent(f"""
-      import os, signal, sys
-      sys.path.insert(0, {str(Path(__file__).parent)!r})
-      from test_trainer import tiny_config
-      from jaxsr.train import trainer
-      from pathlib import Path
-      config = tiny_config(Path({str(data)!r}), total_steps=50)
-      config.checkpoint_every_steps = 1000
-      # The host side of each step (batch placement) is where the "preemption" arrives.
-      original = trainer.sharding.global_batch
-      calls = []
-      def global_batch(*args):
-        calls.append(1)
-        if len(calls) == 3:
-          os.kill(os.getpid(), signal.SIGTERM)
-        return original(*args)
-      trainer.sharding.global_batch = global_batch
-      result = trainer.train(config, Path({str(tmp_path / 'run')!r}))
-      print("RESULT", result["step"], result["stopped_by"])
-  """)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                       cwd=REPO, timeout=600)
+  # The run of multihost_train.py as the only process; the signal arrives during step 3.
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  out = subprocess.run(
+      [sys.executable, str(Path(__file__).with_name("multihost_train.py")),
+       "--workdir", str(tmp_path / "run"), "--data", str(data), "--steps", "50",
+       "--sigterm_at_step", "3"],
+      capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert "RESULT 3 SIGTERM" in out.stdout
+  assert "RESULT 0 3 SIGTERM" in out.stdout
   assert "run the same command again to resume" in out.stdout
   assert os.listdir(tmp_path / "run" / "checkpoints") == ["3"]
   resumed = trainer.train(tiny_config(data, total_steps=5), tmp_path / "run")
