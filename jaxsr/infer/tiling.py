@@ -181,7 +181,8 @@ def upscale_tiled(image: np.ndarray, apply_fn: ApplyFn, *, scale: int, tile: int
 
   blend = functools.partial(_blend_into, batch=batch, scale=scale, window=window,
                             out_shape=out_shape)
-  with tqdm.tqdm(total=len(tiles), unit="tile", desc="tiles", disable=not progress) as bar:
+  with tqdm.tqdm(total=len(tiles), unit="tile", desc="tiles", leave=False,
+                 disable=not progress) as bar:
     in_flight = None  # (tiles, result) of the batch dispatched last.
     for first in range(0, len(tiles), batch):
       group = tiles[first:first + batch]

@@ -8,7 +8,6 @@ Runs at the end of training, or on demand from any checkpoint of a run:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,7 @@ import jax
 import numpy as np
 
 from jaxsr import checkpoint
-
-RUN_INFO = "run.json"  # Written by the trainer: what a checkpoint alone does not say.
-
-
-def write_run_info(workdir: Path, generator_arch: dict[str, int]) -> None:
-  (workdir / RUN_INFO).write_text(json.dumps({"generator_arch": generator_arch}, indent=2))
+from jaxsr.train import run_record
 
 
 def export_ema(workdir: Path, *, generator_arch: dict[str, int], ema_params: Any, step: int,
@@ -49,9 +43,7 @@ def export_checkpoint(workdir: Path, step: int | None = None, torch_file: bool =
   import orbax.checkpoint as ocp
 
   workdir = Path(workdir).absolute()
-  info_file = workdir / RUN_INFO
-  if not info_file.exists():
-    raise FileNotFoundError(f"{workdir} is not a jaxsr training directory ({RUN_INFO} is missing)")
+  arch = run_record.generator_arch(workdir)
   with ocp.CheckpointManager(workdir / "checkpoints",
                              item_handlers=ocp.StandardCheckpointHandler()) as manager:
     step = manager.latest_step() if step is None else step
@@ -63,7 +55,6 @@ def export_checkpoint(workdir: Path, step: int | None = None, torch_file: bool =
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
                           manager.item_metadata(step))
     restored = manager.restore(step, args=ocp.args.StandardRestore(target))
-  arch = json.loads(info_file.read_text())["generator_arch"]
   return export_ema(workdir, generator_arch=arch, ema_params=restored["ema_params"], step=step,
                     torch_file=torch_file)
 

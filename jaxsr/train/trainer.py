@@ -24,6 +24,7 @@ import tqdm
 from jaxsr.train import export as export_lib
 from jaxsr.train import perceptual as perceptual_lib
 from jaxsr.train import pretrained
+from jaxsr.train import run_record
 from jaxsr.train import sharding
 from jaxsr.train import state as state_lib
 from jaxsr.train.step import make_train_step
@@ -129,8 +130,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   loss_config.perceptual_layer_weights = layer_weights
   g_tx, d_tx = state_lib.adam(config.optimizer), state_lib.adam(config.optimizer)
   state = state_lib.create(g_params, d_variables, g_tx, d_tx)
-  if is_chief:
-    export_lib.write_run_info(workdir, _arch_of(generator))
 
   # ---- resume.
   manager = ocp.CheckpointManager(
@@ -145,6 +144,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     if is_chief:
       print(f"resumed from step {latest} ({workdir / 'checkpoints'})")
   start_step = int(jax.device_get(state.step))
+  if is_chief:
+    changes = run_record.record_start(workdir, generator_arch=_arch_of(generator), config=config,
+                                      start_step=start_step)
+    if run_record.describe_changes(changes):
+      print(run_record.describe_changes(changes))
   perceptual_params = jax.device_put(perceptual_params, replicated)
 
   train_step = sharding.jit_data_parallel(
@@ -157,8 +161,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   batches = dataset.as_numpy_iterator()
   writer = metric_writers.create_default_writer(workdir / "logs", just_logging=not is_chief)
   if start_step == 0:
-    writer.write_hparams({k: v for k, v in config.to_dict().items()
-                          if isinstance(v, (int, float, str, bool))})
+    writer.write_hparams({k: "None" if v is None else v
+                          for k, v in run_record.flatten_config(config).items()})
 
   # ---- the loop.
   step, stopped_by = start_step, None

@@ -1,5 +1,6 @@
 """The training loop on a tiny configuration: it trains, checkpoints, resumes exactly, and refuses NaN."""
 
+import json
 import os
 import subprocess
 import sys
@@ -101,6 +102,11 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert resumed["step"] == 4
   for x, y in zip(leaves(last), leaves(restore_state(tmp_path / "resumed", 4))):
     np.testing.assert_array_equal(x, y)
+  # run.json keeps the starting config and the resume's one change (total_steps 2 -> 4).
+  record = json.loads((tmp_path / "resumed" / "run.json").read_text())
+  assert record["config"]["total_steps"] == 2 and record["config"]["batch_size"] == 2
+  assert record["config"]["data.source"] == str(data)
+  assert record["resumes"] == [{"step": 2, "changed": {"total_steps": [2, 4]}}]
 
 
 def test_non_finite_loss_stops_with_a_message_and_no_checkpoint(tmp_path, data):
