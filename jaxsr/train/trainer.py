@@ -8,6 +8,7 @@ parameters of 2N uninterrupted steps.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -159,6 +160,18 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
       config.data.source, config.data, seed=config.seed, global_batch_size=config.batch_size,
       start_step=start_step)
   batches = dataset.as_numpy_iterator()
+  # Image summaries always show the stream's first batch, in every launch of the run, so
+  # TensorBoard compares the same images across steps and resumes. Fetched to the devices once.
+  summary_batch = None
+  if config.image_every_steps:
+    if start_step == 0:
+      first = next(batches)
+      batches = itertools.chain([first], batches)
+    else:
+      first = next(input_pipeline.make_train_dataset(
+          config.data.source, config.data, seed=config.seed,
+          global_batch_size=config.batch_size).as_numpy_iterator())
+    summary_batch = sharding.global_batch({"lq": first["lq"], "gt": first["gt"]}, batch_sharding)
   writer = metric_writers.create_default_writer(workdir / "logs", just_logging=not is_chief)
   if start_step == 0:
     writer.write_hparams({k: "None" if v is None else v
@@ -189,9 +202,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         writer.write_scalars(step, values)
         progress.set_postfix(g=f"{values['g/total']:.4f}", d=f"{values['d/real'] + values['d/fake']:.3f}")
       if config.image_every_steps and step % config.image_every_steps == 0:
-        sr = ema_forward(state.ema_params, batch["lq"])  # Every process runs its part.
+        sr = ema_forward(state.ema_params, summary_batch["lq"])  # Every process runs its part.
         writer.write_images(step, {"lr_sr_gt": _image_summary(
-            *(_first_local_rows(x) for x in (batch["lq"], sr, batch["gt"])))})
+            *(_first_local_rows(x) for x in (summary_batch["lq"], sr, summary_batch["gt"])))})
 
       stopped_by = _agreed_stop(stop.signal_name, step, config)
       if step % config.checkpoint_every_steps == 0 or step == config.total_steps or stopped_by:

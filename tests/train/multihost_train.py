@@ -37,14 +37,15 @@ def main():
   config.checkpoint_every_steps = 1000  # Only the final (or the stop's) checkpoint.
   config.stop_check_every_steps = 2
   if args.sigterm_at_step:
-    # The host side of each step (batch placement) is where the "preemption" arrives.
+    # The host side of each step (batch placement) is where the "preemption" arrives. Only
+    # training batches count (they carry gt_usm); the image summaries' fixed batch does not.
     place, calls = trainer.sharding.global_batch, []
 
-    def global_batch(*a):
-      calls.append(1)
-      if len(calls) == args.sigterm_at_step:
+    def global_batch(local, *a):
+      calls.append("gt_usm" in local)
+      if sum(calls) == args.sigterm_at_step and calls[-1]:
         os.kill(os.getpid(), signal.SIGTERM)
-      return place(*a)
+      return place(local, *a)
 
     trainer.sharding.global_batch = global_batch
   result = trainer.train(config, Path(args.workdir))

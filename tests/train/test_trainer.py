@@ -59,6 +59,22 @@ def restore_state(workdir: Path, step: int):
     return manager.restore(step, args=ocp.args.StandardRestore())
 
 
+def summary_images(logdir: Path) -> dict[int, np.ndarray]:
+  """{step: [N, H, 3W, 3] uint8} of the LR | SR | GT summaries in a run's event files."""
+  import tensorflow as tf
+  from tensorflow.core.util import event_pb2
+
+  images = {}
+  for path in sorted(logdir.glob("events.out.tfevents.*")):
+    for record in tf.data.TFRecordDataset(str(path)):
+      event = event_pb2.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.tag == "lr_sr_gt":  # A string tensor: width, height, then one PNG per image.
+          pngs = tf.make_ndarray(value.tensor)[2:]
+          images[event.step] = np.stack([tf.io.decode_png(png).numpy() for png in pngs])
+  return images
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
   return make_images(tmp_path_factory.mktemp("data") / "images")
@@ -102,6 +118,16 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert resumed["step"] == 4
   for x, y in zip(leaves(last), leaves(restore_state(tmp_path / "resumed", 4))):
     np.testing.assert_array_equal(x, y)
+  # The image summaries show the same LR and GT at every step and in every launch of a run;
+  # only the SR column changes as training goes on.
+  straight, again = (summary_images(tmp_path / name / "logs") for name in ("straight", "resumed"))
+  assert sorted(straight) == sorted(again) == [2, 4]
+  width = 32  # GT size; each row is LR (nearest, GT size) | SR | GT.
+  lr_gt = lambda images: np.concatenate([images[..., :width, :], images[..., 2 * width:, :]], -2)
+  np.testing.assert_array_equal(lr_gt(straight[2]), lr_gt(straight[4]))
+  assert not np.array_equal(straight[2][..., width:2 * width, :], straight[4][..., width:2 * width, :])
+  for step in (2, 4):  # Step 4 of the resumed run was written by its second launch.
+    np.testing.assert_array_equal(again[step], straight[step])
   # run.json keeps the starting config and the resume's one change (total_steps 2 -> 4).
   record = json.loads((tmp_path / "resumed" / "run.json").read_text())
   assert record["config"]["total_steps"] == 2 and record["config"]["batch_size"] == 2
