@@ -140,3 +140,26 @@ def test_train_step_matches_pytorch_realesrgan_step():
     after = flat(new_state.g_params)[k]
     np.testing.assert_allclose(flat(new_state.ema_params)[k], 0.999 * before + 0.001 * after,
                                rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_adam_of_the_recipe_equals_numpy_adam_over_several_steps():
+  # One step cannot see b1, b2 or eps (bias correction makes the first update lr * g / (|g| +
+  # eps) for any b1, b2), so five steps with gradients whose size changes each step (some
+  # near eps). Updates are compared, not float32 parameters, whose rounding would dominate.
+  from jaxsr.train.config import base_config
+
+  opt = base_config().optimizer
+  assert (opt.lr, opt.b1, opt.b2) == (1e-4, 0.9, 0.99)  # The paper's / BasicSR's values.
+  tx = state_lib.adam(opt)
+  rng = np.random.default_rng(0)
+  params = {"w": jnp.asarray(rng.standard_normal((4, 5)), jnp.float32)}
+  state = tx.init(params)
+  m = v = 0.0
+  for t in range(1, 6):
+    g = (rng.standard_normal((4, 5)) * 10.0 ** rng.uniform(-8, 1)).astype(np.float32)
+    updates, state = tx.update({"w": jnp.asarray(g)}, state, params)
+    m = opt.b1 * m + (1 - opt.b1) * g.astype(np.float64)
+    v = opt.b2 * v + (1 - opt.b2) * g.astype(np.float64) ** 2
+    m_hat, v_hat = m / (1 - opt.b1 ** t), v / (1 - opt.b2 ** t)
+    np.testing.assert_allclose(np.asarray(updates["w"]), -opt.lr * m_hat / (np.sqrt(v_hat) + opt.eps),
+                               rtol=1e-5, atol=1e-12, err_msg=f"step {t}")
