@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="table name of each --model, in order (default: directory name)")
   parser.add_argument("-o", "--out-dir", required=True)
   parser.add_argument("--force", action="store_true", help="overwrite results already in -o")
+  parser.add_argument("--restart", action="store_true",
+                      help="ignore the journal of an interrupted run in -o (default: the same "
+                           "evaluation resumes after the images it finished)")
 
   group = parser.add_argument_group("protocol (defaults: the protocol's own; all recorded)")
   group.add_argument("--gt-size", metavar="N|HxW|none",
@@ -222,6 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   extra, notes = describe_run(argv, args, checked)
   run.evaluate(data.ImageList(checked.images, crop=args.crop), networks, checked.protocol,
                args.out_dir, regions=checked.regions, progress=not args.quiet, extra=extra,
+               resume=not args.restart,
                notes=notes)
   with open(os.path.join(args.out_dir, "summary.md")) as f:
     print(f.read())

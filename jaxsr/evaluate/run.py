@@ -8,6 +8,9 @@ A model is any callable `upscale(lr, scale) -> sr`, with `lr` an HxWx3 float32 i
   summary.json     protocol options, per-model mean/std, paired differences with bootstrap CIs
   summary.md       the same as Markdown tables
   comparison.png   LR | models | GT with magnified regions, for the first few images
+
+While it runs, finished images are journaled in `out_dir/evaluation.partial/`: the same
+evaluation started again after an interruption skips them (see `journal`).
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ import numpy as np
 import tqdm
 
 from jaxsr.evaluate import figures, metrics, protocols, report
+from jaxsr.evaluate import journal as journal_lib
 
 Upscaler = Callable[[np.ndarray, int], np.ndarray]
+
+# `extra` entries that may differ between an interrupted run and its resumption.
+UNFINGERPRINTED = ("command", "machine")
 
 
 def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upscaler],
              protocol: ml_collections.ConfigDict, out_dir: str,
              regions: Optional[Mapping[str, figures.Region]] = None,
              progress: bool = True, extra: Optional[Mapping] = None,
-             notes: Sequence[str] = ()) -> dict:
+             notes: Sequence[str] = (), resume: bool = True) -> dict:
   """Evaluates `models` on `images` under `protocol`; writes the result files; returns the summary.
 
   Args:
@@ -44,6 +51,9 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
     progress: show a tqdm progress bar.
     extra: more entries for summary.json (e.g. where the models and images came from).
     notes: Markdown lines for summary.md, after the protocol line (e.g. how a model was run).
+    resume: continue an interrupted run of the same evaluation (same protocol, model names and
+      `extra` except its "command" and "machine" entries) from its journal in `out_dir`;
+      False starts over.
 
   Returns:
     The summary written to summary.json (see `report.summarize`).
@@ -59,17 +69,28 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
   scale = protocol.scale
   os.makedirs(out_dir, exist_ok=True)
 
+  # Finished images are journaled as they complete, so an interrupted run resumes (see journal).
+  fingerprint = {"protocol": protocols.protocol_summary(protocol), "models": list(all_models),
+                 "regions": dict(regions or {}),
+                 **{k: v for k, v in (extra or {}).items() if k not in UNFINGERPRINTED}}
+  journal = journal_lib.Journal(out_dir, fingerprint, resume=resume)
+  figure_images = protocol.report.figure_images
   rows, figure_rows, seen = [], [], set()
   # `images` may be sized (then the bar shows a total); a network call can take a minute on a CPU,
   # so the bar also says which model is running.
   bar = tqdm.tqdm(images, desc=f"evaluate {protocol.name}", unit="image", disable=not progress)
-  for name, image in bar:
+  for index, (name, image) in enumerate(bar):
     if name in seen:
       raise ValueError(f"Duplicate image name {name!r}")
     seen.add(name)
+    if name in journal.done:
+      rows.extend(journal.done[name])
+      if index < figure_images:
+        figure_rows.append(journal.figure_row(index))
+      continue
     gt, lr = protocols.make_pair(image, protocol)
     score = suite.against(gt)
-    outputs, captions = {}, {}
+    image_rows, outputs, captions = [], {}, {}
     for model_name, upscale in all_models.items():
       bar.set_postfix_str(f"{name}: {model_name}")
       start = time.perf_counter()
@@ -81,14 +102,18 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
       # What a saved 8-bit output would hold; otherwise only clipped to the valid range.
       sr = protocols.quantize_8bit(sr) if protocol.quantize_8bit else np.clip(sr, 0.0, 1.0)
       values = score(sr)
-      rows.append({"image": name, "model": model_name, **values, "seconds": seconds})
-      if len(figure_rows) < protocol.report.figure_images:
+      image_rows.append({"image": name, "model": model_name, **values, "seconds": seconds})
+      if index < figure_images:
         outputs[model_name] = sr
         captions[model_name] = f"{values['psnr']:.2f} dB / {values['ssim']:.4f}"
-    if len(figure_rows) < protocol.report.figure_images:
-      figure_rows.append(figures.ComparisonRow(
+    figure_row = None
+    if index < figure_images:
+      figure_row = figures.ComparisonRow(
           name=name, lr=lr, outputs=outputs, gt=gt, region=(regions or {}).get(name),
-          captions=captions))
+          captions=captions)
+      figure_rows.append(figure_row)
+    journal.record(name, image_rows, figure_row, index)
+    rows.extend(image_rows)
 
   if not rows:
     raise ValueError("No images to evaluate")
@@ -102,7 +127,9 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
     extra["figure"] = {"file": "comparison.png",
                        "regions": {row.name: list(region)
                                    for row, region in zip(figure_rows, used)}}
-  return report.write_reports(
+  summary = report.write_reports(
       rows, suite.names, protocols.protocol_summary(protocol), out_dir,
       n_bootstrap=protocol.report.n_bootstrap, seed=protocol.report.seed,
       protocol_line="\n\n".join([protocols.describe(protocol), *notes]), extra=extra)
+  journal.remove()
+  return summary

@@ -110,3 +110,92 @@ def test_run_with_no_figure_and_chest_settings_on_a_radiograph_crop(tmp_path):
   # Two identical models: their paired difference is exactly zero.
   assert summary["paired_differences"]["same - bicubic"]["psnr"]["mean"] == 0.0
   assert summary["protocol"]["metrics"]["color_space"] == "y"
+
+
+class Interrupted(Exception):
+  """Stands for Ctrl-C (KeyboardInterrupt), which would also stop pytest itself."""
+
+
+def test_an_interrupted_run_resumes_after_the_images_it_finished(tmp_path, crops, capsys):
+  pytest.importorskip("matplotlib")
+  config = protocols.get_protocol("custom", scale=2, gt_size=(48, 48))
+  config.metrics.lpips_net = ""
+  config.report.n_bootstrap = 50
+  config.report.figure_images = 2
+  images = [*crops, ("flipped", crops[0][1][::-1].copy())]
+  calls = []
+
+  def sharpen(lr, scale):
+    calls.append(lr.shape)
+    return _unsharp_bicubic(lr, scale)
+
+  def interrupted_at_the_third_image(lr, scale):
+    if len(calls) == 2:
+      raise Interrupted
+    return sharpen(lr, scale)
+
+  with pytest.raises(Interrupted):
+    run.evaluate(images, {"unsharp": interrupted_at_the_third_image}, config,
+                 str(tmp_path / "resumed"), progress=False)
+  assert not (tmp_path / "resumed" / "per_image.csv").exists()
+  calls.clear()
+  run.evaluate(images, {"unsharp": sharpen}, config, str(tmp_path / "resumed"), progress=False)
+  assert len(calls) == 1  # Only the third image was left.
+  assert "resuming: 2 image(s) already evaluated" in capsys.readouterr().err
+  assert not (tmp_path / "resumed" / "evaluation.partial").exists()
+
+  calls.clear()
+  run.evaluate(images, {"unsharp": sharpen}, config, str(tmp_path / "straight"), progress=False)
+  assert len(calls) == 3
+
+  def without_seconds(folder):
+    with open(tmp_path / folder / "per_image.csv") as f:
+      rows = list(csv.DictReader(f))
+    summary = json.loads((tmp_path / folder / "summary.json").read_text())
+    for per_model in summary["per_model"].values():
+      per_model.pop("seconds", None)
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows], summary
+
+  resumed, straight = without_seconds("resumed"), without_seconds("straight")
+  assert resumed == straight
+  with Image.open(tmp_path / "resumed" / "comparison.png") as a, \
+       Image.open(tmp_path / "straight" / "comparison.png") as b:
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_journal_of_other_options_is_discarded_and_restart_ignores_one(tmp_path, crops, capsys):
+  config = protocols.get_protocol("custom", scale=2, gt_size=(32, 32))
+  config.metrics.lpips_net = ""
+  config.report.n_bootstrap = 20
+  config.report.figure_images = 0
+  calls = []
+
+  def bicubic_interrupted_at_the_second_image(lr, scale):
+    if len(calls) == 1:
+      raise Interrupted
+    calls.append(1)
+    return protocols.bicubic_upscale(lr, scale)
+
+  def counted(lr, scale):
+    calls.append(1)
+    return protocols.bicubic_upscale(lr, scale)
+
+  def interrupt_then_rerun(changed_config, **options):
+    """Images the second run computes after an interrupted first run of `config`."""
+    calls.clear()
+    with pytest.raises(Interrupted):
+      run.evaluate(crops, {"m": bicubic_interrupted_at_the_second_image}, config, str(tmp_path),
+                   progress=False)
+    calls.clear()
+    run.evaluate(crops, {"m": counted}, changed_config, str(tmp_path), progress=False, **options)
+    return len(calls)
+
+  other = protocols.get_protocol("custom", scale=2, gt_size=(32, 32))
+  other.metrics.lpips_net = ""
+  other.report.n_bootstrap = 20
+  other.report.figure_images = 0
+  other.blur_sigma = 0.5
+  assert interrupt_then_rerun(other) == 2  # Both images again, under the new options.
+  assert "discarding" in capsys.readouterr().err
+  assert interrupt_then_rerun(config, resume=False) == 2
+  assert interrupt_then_rerun(config) == 1
