@@ -194,7 +194,7 @@ def test_writes_into_a_memmap_with_progress(tmp_path, capsys):
   assert result is out
   out.flush()
   np.testing.assert_allclose(np.load(tmp_path / "out.npy"), nearest(image[None])[0], atol=1e-6)
-  assert "16/16" in capsys.readouterr().err  # 4 x 4 tiles.
+  assert "0/16" in capsys.readouterr().err  # A bar over 4 x 4 tiles (cleared when done).
 
 
 _MEMORY_PROBE = textwrap.dedent("""
