@@ -43,6 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.data = input_pipeline.default_config()
   config.data.source = ""  # "tfds:NAME[/CONFIG]" (prepared with data_dir) or an image folder.
 
+  # Held-out scores of the EMA generator (PSNR, SSIM, HFEN, gradient ratio; bicubic as the
+  # reference) every `every_steps` steps and at step 0; 0 turns it off. `data`: a source spec
+  # ("tfds:drive", a folder, "bundled:heldout"); pairs at the training GT size (jaxsr.train.validation).
+  config.validation = ml_collections.ConfigDict(dict(every_steps=0, data="", max_images=8))
+
   config.log_every_steps = 20
   config.image_every_steps = 500
   config.checkpoint_every_steps = 500

@@ -28,6 +28,7 @@ from jaxsr.train import pretrained
 from jaxsr.train import run_record
 from jaxsr.train import sharding
 from jaxsr.train import state as state_lib
+from jaxsr.train import validation as validation_lib
 from jaxsr.train.step import make_train_step
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -93,6 +94,13 @@ def _first_local_rows(batch: jax.Array) -> np.ndarray:
   return np.asarray(shard.data)
 
 
+def _local_rows(batch: jax.Array) -> np.ndarray:
+  """All rows of a batch-sharded global array that this process holds, in order."""
+  shards = sorted(batch.addressable_shards, key=lambda s: s.index[0].start or 0)
+  assert len({s.index[0].start for s in shards}) == len(shards), "expected a batch-sharded array"
+  return np.concatenate([np.asarray(shard.data) for shard in shards])
+
+
 def _image_summary(lq: np.ndarray, sr: np.ndarray, gt: np.ndarray, count: int = 3) -> np.ndarray:
   """Rows of LR (nearest, GT size) | SR (EMA) | GT, for TensorBoard."""
   scale = gt.shape[1] // lq.shape[1]
@@ -154,7 +162,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
 
   train_step = sharding.jit_data_parallel(
       make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx), mesh)
-  ema_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq))
+  # Batch-sharded out, so every host can read its own rows (summaries, validation).
+  ema_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq),
+                        out_shardings=batch_sharding)
 
   dataset = input_pipeline.make_train_dataset(
       config.data.source, config.data, seed=config.seed, global_batch_size=config.batch_size,
@@ -172,6 +182,24 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
           config.data.source, config.data, seed=config.seed,
           global_batch_size=config.batch_size).as_numpy_iterator())
     summary_batch = sharding.global_batch({"lq": first["lq"], "gt": first["gt"]}, batch_sharding)
+  validation = None
+  if config.validation.every_steps:
+    validation = validation_lib.Validation(
+        config.validation, gt_size=degradation.gt_size, scale=generator.scale,
+        local_batch=config.batch_size // jax.process_count())
+
+  def validate(step: int) -> None:
+    # Every host runs the same held-out chunks as its rows of a global batch and scores its own.
+    values = validation(lambda lq: _local_rows(ema_forward(
+        state.ema_params, sharding.global_batch({"lq": lq}, batch_sharding)["lq"])))
+    if step == 0:
+      values.update(validation.baseline)
+    writer.write_scalars(step, values)
+    if is_chief:
+      tqdm.tqdm.write(f"step {step}: held-out PSNR {values['val/psnr']:.2f} dB, SSIM "
+                      f"{values['val/ssim']:.4f} ({len(validation)} images; bicubic "
+                      f"{validation.baseline['val_bicubic/psnr']:.2f} dB / "
+                      f"{validation.baseline['val_bicubic/ssim']:.4f})")
   writer = metric_writers.create_default_writer(workdir / "logs", just_logging=not is_chief)
   if start_step == 0:
     writer.write_hparams({k: "None" if v is None else v
@@ -182,6 +210,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   last_log_time, last_log_step = time.perf_counter(), start_step
   progress = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not is_chief,
                        desc="fine-tuning", unit="step", dynamic_ncols=True)
+  if validation is not None and start_step == 0:
+    validate(0)  # The starting generator's scores: where the curves begin.
   with StopRequest() as stop:
     while step < config.total_steps:
       local = next(batches)
@@ -205,6 +235,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         sr = ema_forward(state.ema_params, summary_batch["lq"])  # Every process runs its part.
         writer.write_images(step, {"lr_sr_gt": _image_summary(
             *(_first_local_rows(x) for x in (summary_batch["lq"], sr, summary_batch["gt"])))})
+
+      if validation is not None and (step % config.validation.every_steps == 0
+                                     or step == config.total_steps):
+        validate(step)
 
       stopped_by = _agreed_stop(stop.signal_name, step, config)
       if step % config.checkpoint_every_steps == 0 or step == config.total_steps or stopped_by:

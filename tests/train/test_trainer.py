@@ -45,6 +45,10 @@ def tiny_config(data: Path, total_steps=4):
   config.checkpoint_every_steps = 2
   config.keep_checkpoints = 5
   config.export_pth = False
+  config.ema_decay = 0.5  # So the EMA (what validation scores) visibly moves within 4 steps.
+  config.validation.every_steps = 2
+  config.validation.data = str(data)
+  config.validation.max_images = 3
   return config
 
 
@@ -73,6 +77,41 @@ def summary_images(logdir: Path) -> dict[int, np.ndarray]:
           pngs = tf.make_ndarray(value.tensor)[2:]
           images[event.step] = np.stack([tf.io.decode_png(png).numpy() for png in pngs])
   return images
+
+
+def summary_scalars(logdir: Path) -> dict[str, dict[int, float]]:
+  """{tag: {step: value}} of the scalars in a run's event files."""
+  import tensorflow as tf
+  from tensorflow.core.util import event_pb2
+
+  scalars = {}
+  for path in sorted(logdir.glob("events.out.tfevents.*")):
+    for record in tf.data.TFRecordDataset(str(path)):
+      event = event_pb2.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        if value.HasField("tensor") and value.tensor.dtype == tf.float32.as_datatype_enum:
+          array = tf.make_ndarray(value.tensor)
+          if array.ndim == 0:
+            scalars.setdefault(value.tag, {})[event.step] = float(array)
+  return scalars
+
+
+def held_out_psnr(data: Path, upscale) -> float:
+  """Mean PSNR over the folder's images: the custom protocol's pairs (32 px GT, x4), `upscale`'s
+  output in 8 bits, 4-pixel border cropped, scikit-image's PSNR."""
+  from skimage.metrics import peak_signal_noise_ratio
+
+  from jaxsr.evaluate import protocols
+
+  protocol = protocols.get_protocol("custom", scale=4, gt_size=(32, 32))
+  values = []
+  for path in sorted(data.glob("*.png")):
+    image = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+    gt, lr = protocols.make_pair(image, protocol)
+    sr = np.round(np.clip(upscale(lr), 0, 1) * 255) / 255
+    values.append(peak_signal_noise_ratio(gt[4:-4, 4:-4].astype(np.float64),
+                                          sr[4:-4, 4:-4].astype(np.float64), data_range=1.0))
+  return float(np.mean(values))
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +167,20 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert not np.array_equal(straight[2][..., width:2 * width, :], straight[4][..., width:2 * width, :])
   for step in (2, 4):  # Step 4 of the resumed run was written by its second launch.
     np.testing.assert_array_equal(again[step], straight[step])
+  # Held-out validation at steps 0, 2, 4; step 4's PSNR recomputed from the step-4 checkpoint's
+  # EMA generator, and the bicubic reference with PIL, each through scikit-image's PSNR.
+  from jaxsr.models import RRDBNet
+
+  scalars = summary_scalars(tmp_path / "straight" / "logs")
+  assert sorted(scalars["val/psnr"]) == sorted(scalars["val/ssim"]) == [0, 2, 4]
+  network = RRDBNet(scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+  ema_sr = lambda lr: np.asarray(network.apply({"params": last["ema_params"]}, lr[None]))[0]
+  assert scalars["val/psnr"][4] == pytest.approx(held_out_psnr(data, ema_sr), abs=1e-4)
+  assert abs(scalars["val/psnr"][4] - scalars["val/psnr"][0]) > 1e-2  # It scores the trained EMA.
+  pil_bicubic = lambda lr: np.stack([np.asarray(Image.fromarray(lr[..., c]).resize(
+      (32, 32), Image.Resampling.BICUBIC)) for c in range(3)], -1)
+  assert scalars["val_bicubic/psnr"][0] == pytest.approx(held_out_psnr(data, pil_bicubic),
+                                                          abs=1e-3)
   # run.json keeps the starting config and the resume's one change (total_steps 2 -> 4).
   record = json.loads((tmp_path / "resumed" / "run.json").read_text())
   assert record["config"]["total_steps"] == 2 and record["config"]["batch_size"] == 2
