@@ -170,6 +170,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
       config.data.source, config.data, seed=config.seed, global_batch_size=config.batch_size,
       start_step=start_step)
   batches = dataset.as_numpy_iterator()
+  writer = metric_writers.create_default_writer(workdir / "logs", just_logging=not is_chief)
+  if start_step == 0:
+    writer.write_hparams({k: "None" if v is None else v
+                          for k, v in run_record.flatten_config(config).items()})
+
   # Image summaries always show the stream's first batch, in every launch of the run, so
   # TensorBoard compares the same images across steps and resumes. Fetched to the devices once.
   summary_batch = None
@@ -200,10 +205,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
                       f"{values['val/ssim']:.4f} ({len(validation)} images; bicubic "
                       f"{validation.baseline['val_bicubic/psnr']:.2f} dB / "
                       f"{validation.baseline['val_bicubic/ssim']:.4f})")
-  writer = metric_writers.create_default_writer(workdir / "logs", just_logging=not is_chief)
-  if start_step == 0:
-    writer.write_hparams({k: "None" if v is None else v
-                          for k, v in run_record.flatten_config(config).items()})
 
   # ---- the loop.
   step, stopped_by = start_step, None
