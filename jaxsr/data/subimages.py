@@ -21,6 +21,7 @@ import pathlib
 from typing import Sequence
 
 import numpy as np
+import tqdm
 
 from jaxsr.data import decode
 from jaxsr.data import folder
@@ -90,9 +91,10 @@ def main(argv: Sequence[str] | None = None) -> None:
   paths = folder.list_images(input_dir)
   # Sub-folders are mirrored, so equal file names in different folders do not collide.
   with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
-    counts = list(pool.map(
+    counts = list(tqdm.tqdm(pool.map(
         lambda p: extract_file(p, output_dir / p.parent.relative_to(input_dir),
-                               args.crop_size, args.step, args.thresh_size), paths))
+                               args.crop_size, args.step, args.thresh_size), paths),
+        total=len(paths), desc="sub-images", unit="image"))
   print(f"{sum(counts)} crops of {len(paths)} images written to {output_dir}")
 
 

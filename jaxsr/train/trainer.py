@@ -49,6 +49,9 @@ class StopRequest:
     if threading.current_thread() is threading.main_thread():
       for sig in (signal.SIGTERM, signal.SIGINT):
         self._previous[sig] = signal.signal(sig, self._handle)
+    else:  # Python delivers signals to the main thread only.
+      print("note: training runs outside the main thread, so SIGTERM/SIGINT cannot save a "
+            "checkpoint first; only the periodic checkpoints protect this run")
     return self
 
   def _handle(self, signum, frame):

@@ -70,3 +70,4 @@ def test_fields_that_appear_or_disappear_count_as_changes():
 def test_export_refuses_a_directory_that_is_not_a_training_run(tmp_path):
   with pytest.raises(FileNotFoundError, match="not a jaxsr training directory"):
     export_checkpoint(tmp_path)
+

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import jax
@@ -225,3 +227,12 @@ def test_sigterm_saves_and_exits_then_resumes(tmp_path, data):
   assert os.listdir(tmp_path / "run" / "checkpoints") == ["3"]
   resumed = trainer.train(tiny_config(data, total_steps=5), tmp_path / "run")
   assert resumed["step"] == 5
+
+
+def test_outside_the_main_thread_the_stop_handler_says_it_cannot_catch_signals(capsys):
+  before = signal.getsignal(signal.SIGTERM)
+  worker = threading.Thread(target=lambda: trainer.StopRequest().__enter__())
+  worker.start()
+  worker.join()
+  assert "outside the main thread" in capsys.readouterr().out
+  assert signal.getsignal(signal.SIGTERM) is before  # Nothing installed from the worker.
