@@ -45,8 +45,7 @@ def get_config():
   config.checkpoint_every_steps = 10
   config.keep_checkpoints = 2
   # Held-out scores at steps 0, 10, 20, 30 (64 px GT: the training forward's shape, no compile).
-  config.validation = ml_collections.ConfigDict(dict(every_steps=10, data="bundled:heldout",
-                                                     max_images=3))
+  config.validation.update(every_steps=10, data="bundled:heldout", max_images=3)
   config.evaluate_after = ml_collections.ConfigDict(dict(
       data="bundled:heldout", protocol="custom", gt_size=(192, 192), max_images=3))
   return config

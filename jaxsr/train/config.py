@@ -46,7 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
   # Held-out scores of the EMA generator (PSNR, SSIM, HFEN, gradient ratio; bicubic as the
   # reference) every `every_steps` steps and at step 0; 0 turns it off. `data`: a source spec
   # ("tfds:drive", a folder, "bundled:heldout"); pairs at the training GT size (jaxsr.train.validation).
-  config.validation = ml_collections.ConfigDict(dict(every_steps=0, data="", max_images=8))
+  # The EMA generator with the best `best_metric` ("psnr", "ssim", "hfen"; "" for none) so far is
+  # exported to WORKDIR/export/generator_best (step 0's, the starting weights, competes too).
+  config.validation = ml_collections.ConfigDict(dict(every_steps=0, data="", max_images=8,
+                                                     best_metric="psnr"))
 
   config.log_every_steps = 20
   config.image_every_steps = 500

@@ -20,13 +20,17 @@ from jaxsr.train import run_record
 
 
 def export_ema(workdir: Path, *, generator_arch: dict[str, int], ema_params: Any, step: int,
-               torch_file: bool = True) -> dict[str, str]:
-  """Writes WORKDIR/export/generator_ema (+ .pth); returns the paths written."""
-  out_dir = workdir / "export" / "generator_ema"
+               torch_file: bool = True, name: str = "generator_ema",
+               note: dict | None = None) -> dict[str, str]:
+  """Writes WORKDIR/export/NAME (+ .pth); returns the paths written.
+
+  `note` adds entries to the model's `source` metadata (e.g. the validation score it was picked by).
+  """
+  out_dir = workdir / "export" / name
   params = jax.tree.map(np.asarray, jax.device_get(ema_params))
   meta = checkpoint.ModelMetadata(kind="generator", arch=dict(generator_arch),
                                   source={"file": str(workdir), "format": "jaxsr-train", "step": step,
-                                          "params": "ema"})
+                                          "params": "ema", **(note or {})})
   written = {"model_dir": str(checkpoint.save(out_dir, {"params": params}, meta, overwrite=True))}
   if torch_file:
     from jaxsr import convert
@@ -35,7 +39,7 @@ def export_ema(workdir: Path, *, generator_arch: dict[str, int], ema_params: Any
       written["pth"] = str(convert.export_torch(out_dir, out_dir.with_suffix(".pth")))
     except convert.ConversionError as e:  # No torch here: the model directory is enough.
       print(f"note: no .pth written ({e})")
-  print("exported the EMA generator: " + ", ".join(written.values()))
+  print(f"exported the EMA generator of step {step}: " + ", ".join(written.values()))
   return written
 
 

@@ -1,8 +1,9 @@
 """WORKDIR/run.json: what a checkpoint alone does not say about a training run.
 
 It holds the generator's architecture (so `jaxsr.train.export` can rebuild it from a bare
-checkpoint), the full configuration the run started with, and one entry per resume that ran
-with a different configuration (which fields changed, from what to what, at which step). A
+checkpoint), the full configuration the run started with, one entry per resume that ran
+with a different configuration (which fields changed, from what to what, at which step), and
+the best held-out validation so far (so a resumed run keeps comparing against it). A
 resumed run with a changed configuration is allowed (raising `total_steps` is the usual
 reason) but never silent: the trainer prints the differences and they stay on record.
 """
@@ -64,9 +65,7 @@ def record_start(workdir: Path, *, generator_arch: dict[str, int], config,
   else:
     record["config"] = flat
   record["generator_arch"] = dict(generator_arch)
-  temporary = path.with_name(path.name + ".tmp")
-  temporary.write_text(json.dumps(record, indent=2))
-  os.replace(temporary, path)  # A run killed mid-write keeps the previous record.
+  _write(path, record)
   return changes
 
 
@@ -77,6 +76,25 @@ def describe_changes(changes: dict[str, list[Any]]) -> str | None:
     return None
   fields = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in notable.items())
   return f"note: this run resumes with a different configuration ({fields}); recorded in {RUN_INFO}"
+
+
+def best_validation(workdir: Path) -> dict[str, Any] | None:
+  """{"step", "metric", "value"} of the best validation so far, or None."""
+  path = Path(workdir) / RUN_INFO
+  return json.loads(path.read_text()).get("best_validation") if path.exists() else None
+
+
+def record_best_validation(workdir: Path, *, step: int, metric: str, value: float) -> None:
+  path = Path(workdir) / RUN_INFO
+  record = json.loads(path.read_text())
+  record["best_validation"] = {"step": step, "metric": metric, "value": value}
+  _write(path, record)
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+  temporary = path.with_name(path.name + ".tmp")
+  temporary.write_text(json.dumps(record, indent=2))
+  os.replace(temporary, path)  # A run killed mid-write keeps the previous record.
 
 
 def generator_arch(workdir: Path) -> dict[str, int]:

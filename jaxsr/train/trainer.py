@@ -190,8 +190,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
           config.data.source, config.data, seed=config.seed,
           global_batch_size=config.batch_size).as_numpy_iterator())
     summary_batch = sharding.global_batch({"lq": first["lq"], "gt": first["gt"]}, batch_sharding)
-  validation = None
+  validation, best_metric = None, config.validation.get("best_metric", "")
   if config.validation.every_steps:
+    if best_metric:
+      validation_lib.is_better(best_metric, 0.0, None)  # A bad name fails before any work.
     validation = validation_lib.Validation(
         config.validation, gt_size=degradation.gt_size, scale=generator.scale,
         local_batch=config.batch_size // jax.process_count())
@@ -203,11 +205,20 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     if step == 0:
       values.update(validation.baseline)
     writer.write_scalars(step, values)
-    if is_chief:
-      tqdm.tqdm.write(f"step {step}: held-out PSNR {values['val/psnr']:.2f} dB, SSIM "
-                      f"{values['val/ssim']:.4f} ({len(validation)} images; bicubic "
-                      f"{validation.baseline['val_bicubic/psnr']:.2f} dB / "
-                      f"{validation.baseline['val_bicubic/ssim']:.4f})")
+    if not is_chief:
+      return
+    tqdm.tqdm.write(f"step {step}: held-out PSNR {values['val/psnr']:.2f} dB, SSIM "
+                    f"{values['val/ssim']:.4f} ({len(validation)} images; bicubic "
+                    f"{validation.baseline['val_bicubic/psnr']:.2f} dB / "
+                    f"{validation.baseline['val_bicubic/ssim']:.4f})")
+    if best_metric:  # Keep the EMA generator that scored best so far (step 0 included).
+      value, best = values[f"val/{best_metric}"], run_record.best_validation(workdir)
+      if validation_lib.is_better(best_metric, value, best["value"] if best and
+                                  best["metric"] == best_metric else None):
+        export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
+                              ema_params=state.ema_params, step=step, torch_file=False,
+                              name="generator_best", note={"selected_by": {best_metric: value}})
+        run_record.record_best_validation(workdir, step=step, metric=best_metric, value=value)
 
   # ---- the loop.
   step, stopped_by = start_step, None

@@ -13,7 +13,7 @@ the same pairs are returned once (`baseline`), so the curves have their referenc
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import ml_collections
 import numpy as np
@@ -73,3 +73,17 @@ class Validation:
       outputs = [protocols.quantize_8bit(sr) for sr in outputs]
     scores = [score(np.clip(sr, 0.0, 1.0)) for score, sr in zip(self._scorers, outputs)]
     return {prefix + name: float(np.mean([s[name] for s in scores])) for name in self.names}
+
+
+# Which way is better, for the metrics a validation reports.
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "hfen": False}
+
+
+def is_better(metric: str, value: float, best: Optional[float]) -> bool:
+  """Whether `value` of `metric` improves on `best` (None: nothing to beat yet)."""
+  if metric not in HIGHER_IS_BETTER:
+    raise ValueError(f"validation.best_metric must be one of {sorted(HIGHER_IS_BETTER)} or '', "
+                     f"got {metric!r}")
+  if best is None:
+    return True
+  return value > best if HIGHER_IS_BETTER[metric] else value < best

@@ -183,6 +183,21 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
       (32, 32), Image.Resampling.BICUBIC)) for c in range(3)], -1)
   assert scalars["val_bicubic/psnr"][0] == pytest.approx(held_out_psnr(data, pil_bicubic),
                                                           abs=1e-3)
+  # The best-scoring EMA generator (by logged val/psnr, step 0 included) is the one exported as
+  # generator_best, and run.json remembers it for a resumed run.
+  best_step = max(scalars["val/psnr"], key=scalars["val/psnr"].get)
+  best_vars, best_meta = checkpoint.load(tmp_path / "straight" / "export" / "generator_best",
+                                         expect_kind="generator")
+  assert best_meta.source["step"] == best_step
+  assert best_meta.source["selected_by"]["psnr"] == pytest.approx(scalars["val/psnr"][best_step])
+  expected = last if best_step == 4 else first if best_step == 2 else None
+  if expected is not None:
+    for a, b in zip(leaves(best_vars["params"]), leaves(expected["ema_params"])):
+      np.testing.assert_array_equal(a, b)
+  for name in ("straight", "resumed"):
+    saved = json.loads((tmp_path / name / "run.json").read_text())["best_validation"]
+    assert saved == {"step": best_step, "metric": "psnr", "value": pytest.approx(
+        scalars["val/psnr"][best_step])}
   # run.json keeps the starting config and the resume's one change (total_steps 2 -> 4).
   record = json.loads((tmp_path / "resumed" / "run.json").read_text())
   assert record["config"]["total_steps"] == 2 and record["config"]["batch_size"] == 2
