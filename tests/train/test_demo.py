@@ -31,6 +31,10 @@ def test_demo_config_fine_tunes_real_weights_and_evaluates(tmp_path):
   assert os.listdir(workdir / "checkpoints") == ["2"]
   meta = checkpoint.load_metadata(workdir / "export" / "generator_ema")
   assert meta.source["step"] == 2 and meta.arch == pre.arch
+  # Held-out validation at steps 0 and 2 (the last); the better of the two is generator_best.
+  assert "step 0: held-out PSNR" in out.stdout and "step 2: held-out PSNR" in out.stdout
+  best = checkpoint.load_metadata(workdir / "export" / "generator_best")
+  assert best.source["step"] in (0, 2) and best.arch == pre.arch
 
   with open(workdir / "eval" / "per_image.csv") as f:
     rows = list(csv.DictReader(f))
