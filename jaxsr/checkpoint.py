@@ -80,6 +80,10 @@ def load_metadata(directory: str | os.PathLike) -> ModelMetadata:
     raise CheckpointError(f"{path} is not a model directory (it does not exist or is a file); "
                           "create one with `python -m jaxsr.convert`")
   if not meta_file.is_file():
+    exported = sorted(p for p in (path / "export").glob("generator_*") if p.is_dir())
+    if (path / "run.json").is_file() and exported:  # A training workdir: name its exports.
+      raise CheckpointError(f"{path} is a training directory, not a model directory; use one of "
+                            f"its exports: {', '.join(str(p) for p in exported)}")
     raise CheckpointError(f"{path} is not a jaxsr model directory: {METADATA_FILE} is missing "
                           f"(found: {sorted(p.name for p in path.iterdir())[:8]})")
   raw = json.loads(meta_file.read_text())

@@ -289,6 +289,19 @@ def test_loading_a_discriminator_as_generator_is_refused(tmp_path):
     checkpoint.load(tmp_path / "netD", expect_kind="generator")
 
 
+def test_a_training_directory_given_as_a_model_names_its_exports(tmp_path):
+  src = save_pth(tmp_path / "g.pth", small_generator().state_dict())
+  run = tmp_path / "run"
+  assert run_cli(src, "-o", run / "export" / "generator_ema") == 0
+  (run / "run.json").write_text("{}")
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=r"training directory.*export[/\\]generator_ema"):
+    checkpoint.load(run, expect_kind="generator")
+  (run / "run.json").unlink()  # Any other folder: the generic message.
+  with pytest.raises(checkpoint.CheckpointError, match="is missing"):
+    checkpoint.load(run)
+
+
 def test_conversion_failure_mid_save_leaves_nothing(tmp_path, monkeypatch):
   src = save_pth(tmp_path / "g.pth", small_generator().state_dict())
 
