@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import tqdm
 
 from jaxsr import checkpoint
 from jaxsr.train import run_record
@@ -38,8 +39,9 @@ def export_ema(workdir: Path, *, generator_arch: dict[str, int], ema_params: Any
     try:
       written["pth"] = str(convert.export_torch(out_dir, out_dir.with_suffix(".pth")))
     except convert.ConversionError as e:  # No torch here: the model directory is enough.
-      print(f"note: no .pth written ({e})")
-  print(f"exported the EMA generator of step {step}: " + ", ".join(written.values()))
+      tqdm.tqdm.write(f"note: no .pth written ({e})")
+  # tqdm.write: on a line of its own even while the training progress bar is drawn.
+  tqdm.tqdm.write(f"exported the EMA generator of step {step}: " + ", ".join(written.values()))
   return written
 
 
