@@ -211,6 +211,12 @@ def make_pair(image: np.ndarray,
   return gt, degrade(gt, config)
 
 
+def scored_output(sr: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  """A model's output as the protocol scores it: what a saved 8-bit file would hold, or (without
+  8-bit quantisation) the output clipped to [0, 1]."""
+  return quantize_8bit(sr) if config.quantize_8bit else np.clip(sr, 0.0, 1.0)
+
+
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
   """The baseline 'model': PIL bicubic (a = -0.5) upsampling by `scale`."""
   height, width = lr.shape[:2]

@@ -99,8 +99,7 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
       if sr.shape != gt.shape:
         raise ValueError(f"Model {model_name!r} returned {sr.shape} for LR {lr.shape} at x{scale}; "
                          f"GT is {gt.shape}")
-      # What a saved 8-bit output would hold; otherwise only clipped to the valid range.
-      sr = protocols.quantize_8bit(sr) if protocol.quantize_8bit else np.clip(sr, 0.0, 1.0)
+      sr = protocols.scored_output(sr, protocol)
       values = score(sr)
       image_rows.append({"image": name, "model": model_name, **values, "seconds": seconds})
       if index < figure_images:

@@ -18,21 +18,16 @@ from typing import Callable, Iterator, Optional
 import ml_collections
 import numpy as np
 
+from jaxsr.data import decode
+from jaxsr.data import source as source_lib
 from jaxsr.evaluate import metrics, protocols
 
 
 def held_out_images(spec: str, max_images: int) -> Iterator[tuple[str, np.ndarray]]:
   """(name, HxWx3 float32 in [0, 1]) of the first `max_images` images of a data source."""
-  from jaxsr.data import source as source_lib
-
   images = source_lib.open_source(spec, split="test")
   for index in range(min(len(images), max_images)):
-    pixels = images.read(index)
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    pixels = pixels.astype(np.float32) / scale
-    if pixels.shape[-1] == 1:
-      pixels = np.repeat(pixels, 3, axis=-1)
-    yield images.name(index), pixels[..., :3]
+    yield images.name(index), decode.to_float_rgb(images.read(index))
 
 
 class Validation:
@@ -68,10 +63,8 @@ class Validation:
     return self._mean_scores(outputs[:len(self)], prefix="val/")
 
   def _mean_scores(self, outputs, prefix: str) -> dict[str, float]:
-    # As `jaxsr.evaluate.run` scores a model: what a saved 8-bit output would hold.
-    if self.protocol.quantize_8bit:
-      outputs = [protocols.quantize_8bit(sr) for sr in outputs]
-    scores = [score(np.clip(sr, 0.0, 1.0)) for score, sr in zip(self._scorers, outputs)]
+    scores = [score(protocols.scored_output(sr, self.protocol))
+              for score, sr in zip(self._scorers, outputs)]
     return {prefix + name: float(np.mean([s[name] for s in scores])) for name in self.names}
 
 
