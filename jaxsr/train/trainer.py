@@ -157,10 +157,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
       print(f"resumed from step {latest} ({workdir / 'checkpoints'})")
   start_step = int(jax.device_get(state.step))
   if is_chief:
-    changes = run_record.record_start(workdir, generator_arch=_arch_of(generator), config=config,
-                                      start_step=start_step)
-    if run_record.describe_changes(changes):
-      print(run_record.describe_changes(changes))
+    changed_note = run_record.describe_changes(run_record.record_start(
+        workdir, generator_arch=_arch_of(generator), config=config, start_step=start_step))
+    if changed_note:
+      print(changed_note)
   perceptual_params = jax.device_put(perceptual_params, replicated)
 
   train_step = sharding.jit_data_parallel(
@@ -193,7 +193,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   validation, best_metric = None, config.validation.get("best_metric", "")
   if config.validation.every_steps:
     if best_metric:
-      validation_lib.is_better(best_metric, 0.0, None)  # A bad name fails before any work.
+      validation_lib.check_best_metric(best_metric)  # A bad name fails before any work.
     validation = validation_lib.Validation(
         config.validation, gt_size=degradation.gt_size, scale=generator.scale,
         local_batch=config.batch_size // jax.process_count())

@@ -72,11 +72,15 @@ class Validation:
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "hfen": False}
 
 
-def is_better(metric: str, value: float, best: Optional[float]) -> bool:
-  """Whether `value` of `metric` improves on `best` (None: nothing to beat yet)."""
+def check_best_metric(metric: str) -> None:
   if metric not in HIGHER_IS_BETTER:
     raise ValueError(f"validation.best_metric must be one of {sorted(HIGHER_IS_BETTER)} or '', "
                      f"got {metric!r}")
+
+
+def is_better(metric: str, value: float, best: Optional[float]) -> bool:
+  """Whether `value` of `metric` improves on `best` (None: nothing to beat yet)."""
+  check_best_metric(metric)
   if best is None:
     return True
   return value > best if HIGHER_IS_BETTER[metric] else value < best
