@@ -65,36 +65,34 @@ def restore_state(workdir: Path, step: int):
     return manager.restore(step, args=ocp.args.StandardRestore())
 
 
-def summary_images(logdir: Path) -> dict[int, np.ndarray]:
-  """{step: [N, H, 3W, 3] uint8} of the LR | SR | GT summaries in a run's event files."""
+def summary_tensors(logdir: Path):
+  """(step, tag, NumPy value) of every tensor summary in a run's event files, in file order."""
   import tensorflow as tf
   from tensorflow.core.util import event_pb2
 
-  images = {}
   for path in sorted(logdir.glob("events.out.tfevents.*")):
     for record in tf.data.TFRecordDataset(str(path)):
       event = event_pb2.Event.FromString(record.numpy())
       for value in event.summary.value:
-        if value.tag == "lr_sr_gt":  # A string tensor: width, height, then one PNG per image.
-          pngs = tf.make_ndarray(value.tensor)[2:]
-          images[event.step] = np.stack([tf.io.decode_png(png).numpy() for png in pngs])
-  return images
+        if value.HasField("tensor"):
+          yield event.step, value.tag, tf.make_ndarray(value.tensor)
+
+
+def summary_images(logdir: Path) -> dict[int, np.ndarray]:
+  """{step: [N, H, 3W, 3] uint8} of the LR | SR | GT summaries in a run's event files."""
+  import tensorflow as tf
+
+  # The image summary is a string tensor: width, height, then one PNG per image.
+  return {step: np.stack([tf.io.decode_png(png).numpy() for png in value[2:]])
+          for step, tag, value in summary_tensors(logdir) if tag == "lr_sr_gt"}
 
 
 def summary_scalars(logdir: Path) -> dict[str, dict[int, float]]:
   """{tag: {step: value}} of the scalars in a run's event files."""
-  import tensorflow as tf
-  from tensorflow.core.util import event_pb2
-
   scalars = {}
-  for path in sorted(logdir.glob("events.out.tfevents.*")):
-    for record in tf.data.TFRecordDataset(str(path)):
-      event = event_pb2.Event.FromString(record.numpy())
-      for value in event.summary.value:
-        if value.HasField("tensor") and value.tensor.dtype == tf.float32.as_datatype_enum:
-          array = tf.make_ndarray(value.tensor)
-          if array.ndim == 0:
-            scalars.setdefault(value.tag, {})[event.step] = float(array)
+  for step, tag, value in summary_tensors(logdir):
+    if value.dtype == np.float32 and value.ndim == 0:
+      scalars.setdefault(tag, {})[step] = float(value)
   return scalars
 
 
