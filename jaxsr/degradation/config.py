@@ -66,6 +66,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.gt_size = 256  # GT crop; the LR crop is gt_size // scale
   config.lq_size = config.get_ref("gt_size") // config.get_ref("scale")
   config.use_hflip = True  # p = 0.5; the fine-tuning recipe uses no rotations
+  # How noise is kept within [0, 1]: "clip" (the original) biases bright regions darker and dark
+  # ones brighter; "symmetric" keeps every pixel's expected value (ops.bound_noise).
+  config.noise_clip = "clip"
 
   # Unsharp masking of the GT; stage 1 starts from the sharpened image, and the L1 and
   # perceptual losses compare against it. 51x51 Gaussian with sigma 8 is what

@@ -233,6 +233,28 @@ def add_poisson_noise(img: tf.Tensor, seed: tf.Tensor, scale, gray) -> tf.Tensor
   return img + poisson_noise(img, seed, scale, gray)
 
 
+NOISE_CLIP_MODES = ("clip", "symmetric")
+
+
+def bound_noise(img: tf.Tensor, noise: tf.Tensor, mode: str = "clip") -> tf.Tensor:
+  """img + noise, kept within [0, 1].
+
+  "clip": clip(img + noise, 0, 1), the original. Near white the upward half of the noise is cut
+  off and the downward half kept, so the expected value drops (by about 0.4 sigma at white for
+  Gaussian noise); near black it rises.
+  "symmetric": img + clip(noise, -m, m) with m = min(img, 1 - img) (img itself clipped first).
+  Any noise symmetric about zero stays symmetric, so the expected value is img everywhere, and the
+  result needs no clipping. Noise shrinks to nothing at exactly 0 and 1, as sensors saturate.
+  """
+  if mode == "clip":
+    return tf.clip_by_value(img + noise, 0.0, 1.0)
+  if mode == "symmetric":
+    img = tf.clip_by_value(img, 0.0, 1.0)
+    margin = tf.minimum(img, 1.0 - img)
+    return img + tf.clip_by_value(noise, -margin, margin)
+  raise ValueError(f"noise_clip must be one of {NOISE_CLIP_MODES}, got {mode!r}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Quantisation and compression.
 

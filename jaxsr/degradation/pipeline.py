@@ -27,6 +27,10 @@ Where this knowingly differs from the original (Real-ESRGAN v0.3.0 `realesrgan_m
 * Stateless TF random numbers: streams differ from NumPy/PyTorch, distributions do not.
 * The original's plateau-beta quirk (beta = 1 for half of the plateau kernels) is kept, behind
   `beta_split_at_one`.
+* Noise is clipped as in the original (`noise_clip="clip"`). Clipping removes the part of the noise
+  that would leave [0, 1], so it darkens bright regions and brightens dark ones: on radiographs
+  mean(LR) - mean(GT) is about -5 levels of 255, and a network trained on such pairs learns to
+  brighten. `noise_clip="symmetric"` keeps the noise's mean at zero instead (`ops.bound_noise`).
 
 Reproducibility: one graph gives bit-identical samples for a seed, in any tf.data order and
 with any num_parallel_calls. Another graph of the same code (eager, a different tf.function,
@@ -69,18 +73,24 @@ def _resize_random_mode(img, seed, size, modes, scale_factor=None) -> tf.Tensor:
   return tf.switch_case(mode, branches)
 
 
-def _random_noise(img: tf.Tensor, seed: tf.Tensor, stage: ml_collections.ConfigDict):
-  """Gaussian (sigma in 8-bit levels) or Poisson noise, colour or gray, then clip to [0, 1]."""
+def _random_noise(img: tf.Tensor, seed: tf.Tensor, stage: ml_collections.ConfigDict,
+                  noise_clip: str = "clip"):
+  """Gaussian (sigma in 8-bit levels) or Poisson noise, colour or gray, kept within [0, 1].
+
+  `noise_clip` says how (see `ops.bound_noise`): "clip" clips the noisy image, as the original;
+  "symmetric" bounds the noise symmetrically so that its mean stays zero near black and white.
+  """
   type_seed, gray_seed, sigma_seed, scale_seed, noise_seed = sampling.split(seed, 5)
   gray = sampling.bernoulli(gray_seed, stage.gray_noise_prob)
-  noisy = tf.cond(
+  noise = tf.cond(
       sampling.bernoulli(type_seed, stage.gaussian_noise_prob),
-      lambda: ops.add_gaussian_noise(
-          img, noise_seed, sampling.uniform(sigma_seed, *stage.noise_range) / 255.0, gray),
-      lambda: ops.add_poisson_noise(
+      lambda: ops.gaussian_noise(
+          tf.shape(img), noise_seed, sampling.uniform(sigma_seed, *stage.noise_range) / 255.0,
+          gray),
+      lambda: ops.poisson_noise(
           img, noise_seed, sampling.uniform(scale_seed, *stage.poisson_scale_range), gray),
   )
-  return tf.clip_by_value(noisy, 0.0, 1.0)
+  return ops.bound_noise(img, noise, noise_clip)
 
 
 def _floor_scaled(size, factor, divisor: int = 1) -> tf.Tensor:
@@ -148,7 +158,7 @@ def degrade(gt: tf.Tensor, seed: tf.Tensor, config: ml_collections.ConfigDict
   factor = _draw_resize_factor(factor_seed, config.stage1)
   size = (_floor_scaled(height, factor), _floor_scaled(width, factor))
   out = _resize_random_mode(out, mode_seed, size, config.stage1.resize_modes, scale_factor=factor)
-  out = _random_noise(out, seeds["noise1"], config.stage1)
+  out = _random_noise(out, seeds["noise1"], config.stage1, config.noise_clip)
   out = ops.jpeg(out, sampling.randint(seeds["jpeg1"], *config.stage1.jpeg_range))
 
   # Stage 2: sizes relative to the final LR size, H / scale (not floored first, as the original).
@@ -158,7 +168,7 @@ def degrade(gt: tf.Tensor, seed: tf.Tensor, config: ml_collections.ConfigDict
   factor = _draw_resize_factor(factor_seed, config.stage2)
   size = (_floor_scaled(height, factor, scale), _floor_scaled(width, factor, scale))
   out = _resize_random_mode(out, mode_seed, size, config.stage2.resize_modes)
-  out = _random_noise(out, seeds["noise2"], config.stage2)
+  out = _random_noise(out, seeds["noise2"], config.stage2, config.noise_clip)
 
   # Final resize back to H / scale and sinc filter, with the JPEG either after or before them.
   # The resize + sinc is built once, between two conds, so the graph holds it only once.

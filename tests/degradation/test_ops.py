@@ -235,3 +235,46 @@ def test_jpeg_quality_orders_the_error():
   img = smooth_image(64, 64, noise=0.05)
   errors = [np.abs(ops.jpeg(img, q).numpy() - img).mean() for q in (30, 60, 95)]
   assert errors[0] > errors[1] > errors[2]
+
+
+def _clipped_gaussian_mean(x: float, sigma: float) -> float:
+  """E[clip(x + sigma Z, 0, 1)] by numerical integration against SciPy's normal density."""
+  from scipy import integrate, stats
+
+  value, _ = integrate.quad(lambda z: np.clip(x + sigma * z, 0.0, 1.0) * stats.norm.pdf(z),
+                            -12, 12, points=[-x / sigma, (1 - x) / sigma], limit=200)
+  return value
+
+
+@pytest.mark.parametrize("level", [0.02, 0.5, 0.97])
+def test_clipping_noise_shifts_the_mean_as_the_censored_normal_predicts(level):
+  # The cause of the training pairs' intensity bias: clip(x + n) darkens bright pixels and
+  # brightens dark ones. Measured on a flat image against the censored normal's mean.
+  sigma = 20 / 255
+  img = np.full((256, 256, 3), level, np.float32)
+  noise = ops.gaussian_noise(np.array(img.shape), np.array([7, 8]), sigma, False).numpy()
+  clipped = ops.bound_noise(img, noise, "clip").numpy()
+  expected_shift = _clipped_gaussian_mean(level, sigma) - level
+  standard_error = sigma / np.sqrt(img.size)
+  assert clipped.mean() - level == pytest.approx(expected_shift, abs=5 * standard_error)
+  if level != 0.5:
+    assert abs(expected_shift) * 255 > 1.0  # More than a level of 255 at these intensities.
+
+
+@pytest.mark.parametrize("level", [0.02, 0.5, 0.97])
+def test_symmetric_noise_bound_keeps_the_mean_and_the_range(level):
+  sigma = 20 / 255
+  img = np.full((256, 256, 3), level, np.float32)
+  noise = ops.gaussian_noise(np.array(img.shape), np.array([7, 8]), sigma, False).numpy()
+  bounded = ops.bound_noise(img, noise, "symmetric").numpy()
+  assert bounded.min() >= 0.0 and bounded.max() <= 1.0
+  # Symmetric noise clipped to [-m, m] stays symmetric: the mean stays at `level`.
+  assert bounded.mean() - level == pytest.approx(0.0, abs=5 * sigma / np.sqrt(img.size))
+  # Where the noise fits, it is untouched (NumPy: the same formula written out).
+  margin = min(level, 1 - level)
+  np.testing.assert_allclose(bounded, level + np.clip(noise, -margin, margin), atol=1e-6)
+
+
+def test_bound_noise_rejects_unknown_modes():
+  with pytest.raises(ValueError, match="noise_clip"):
+    ops.bound_noise(np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 3), np.float32), "wrap")

@@ -195,3 +195,35 @@ def test_rejects_inputs_it_cannot_degrade():
     degradation.degrade(tf.zeros([400, 400, 3]), tf.constant([0, 0]), config)
   with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
     degradation.degrade(tf.zeros([400, 400, 1]), tf.constant([0, 0]), config)
+
+
+def _lq_minus_gt_levels(config, gt, seeds):
+  """mean(lq) - mean(gt) of each sample, in levels of 255 (the area-average of gt is its mean)."""
+  fn = compiled_degrade(config, gt.shape)
+  return np.array([(out["lq"].mean() - out["gt"].mean()) * 255
+                   for out in (run(fn, gt, [s, 3]) for s in seeds)])
+
+
+def test_noise_clipping_is_what_darkens_bright_training_pairs():
+  # A bright radiograph-like GT (mean 0.84, nearly all of it above 0.65), the whole window as the crop
+  # so lq and gt cover the same area. Noise clipping darkens LR (the network then learns to
+  # brighten); with the noise switched off, or bounded symmetrically, the bias disappears.
+  gt = np.clip(0.55 + 0.6 * textured_gt(256, seed=3), 0, 1).astype(np.float32)
+  seeds = range(12)
+  base = degradation.default_config()
+  base.gt_size = 256
+  base.stage2.resize_prob = (0.0, 0.0, 1.0)  # Keep the sizes; the bias has nothing to do with them.
+  base.use_hflip = False
+  clipped = _lq_minus_gt_levels(base, gt, seeds)
+  no_noise = base.copy_and_resolve_references()
+  for stage in (no_noise.stage1, no_noise.stage2):
+    stage.noise_range, stage.poisson_scale_range = (0.0, 0.0), (0.0, 0.0)
+  symmetric = base.copy_and_resolve_references()
+  symmetric.noise_clip = "symmetric"
+  without_noise, bounded = _lq_minus_gt_levels(no_noise, gt, seeds), _lq_minus_gt_levels(
+      symmetric, gt, seeds)
+  assert clipped.mean() < -1.0, clipped
+  assert abs(without_noise.mean()) < 0.5, without_noise
+  assert abs(bounded.mean()) < 0.5, bounded
+  # Paired by seed (same blur, resize and JPEG draws): the clip is the difference.
+  assert (bounded - clipped).mean() > 1.0
