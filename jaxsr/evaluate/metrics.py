@@ -9,6 +9,8 @@ All functions take HxWxC float images in [0, 1] (NumPy or JAX arrays) and return
   ||LoG(gt)||_2 with a Laplacian-of-Gaussian of sigma 1.5. Lower is better; 0 = identical edges.
 * `gradient_energy_ratio`: mean squared Sobel gradient magnitude of SR over that of GT. Below 1 the
   SR is blurrier than GT; above 1 it has more (possibly invented) texture than GT.
+* `mean_bias`: mean(SR) - mean(GT) in levels of 255, signed: a global brightness drift, which PSNR
+  punishes without saying so (+8 levels alone caps PSNR at about 30 dB). Best at 0.
 * `vessel_scores`: for fundus images, Frangi vesselness of the green channel, SR vs GT: Pearson
   correlation and the F1 score of the maps thresholded at GT's `quantile` (see the function).
 * LPIPS lives in `lpips.py`; `ImageMetrics` gathers everything a protocol asks for.
@@ -30,13 +32,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-# How each metric reads: 'higher' / 'lower' is better, 'one' = best at 1 (a ratio to GT).
+# How each metric reads: 'higher' / 'lower' is better, 'one' = best at 1 (a ratio to GT), 'zero' =
+# best at 0 (a signed error).
 METRIC_DIRECTIONS = {
     "psnr": "higher",
     "ssim": "higher",
     "lpips": "lower",
     "hfen": "lower",
     "grad_ratio": "one",
+    "bias": "zero",
     "vessel_r": "higher",
     "vessel_f1": "higher",
 }
@@ -149,6 +153,13 @@ def gradient_energy_ratio(sr, gt) -> float:
   """gradient_energy(sr) / gradient_energy(gt): < 1 blurrier than GT, > 1 added texture."""
   sr, gt = _check_pair(sr, gt)
   return gradient_energy(sr) / gradient_energy(gt)
+
+
+def mean_bias(sr, gt) -> float:
+  """mean(sr) - mean(gt), in levels of 255 (images in [0, 1])."""
+  sr, gt = _check_pair(sr, gt)
+  return float((jnp.mean(jnp.asarray(sr, jnp.float32)) - jnp.mean(jnp.asarray(gt, jnp.float32)))
+               * 255.0)
 
 
 def frangi_gamma(green: np.ndarray, sigma: float) -> float:
@@ -277,7 +288,7 @@ class ImageMetrics:
 
   @property
   def names(self) -> list[str]:
-    names = ["psnr", "ssim", "hfen", "grad_ratio"]
+    names = ["psnr", "ssim", "hfen", "grad_ratio", "bias"]
     if self._lpips is not None:
       names.insert(2, "lpips")
     if self.config.vessel:
@@ -305,6 +316,7 @@ class ImageMetrics:
           "ssim": ssim(sr_m, gt_m, c.data_range, c.ssim_window, c.ssim_sigma),
           "hfen": hfen(sr_m, gt_m, c.hfen_sigma),
           "grad_ratio": gradient_energy_ratio(sr_m, gt_m),
+          "bias": mean_bias(sr_m, gt_m),
       }
       if self._lpips is not None:
         values["lpips"] = self._lpips(sr_rgb, gt_rgb)

@@ -34,10 +34,11 @@ METRIC_LABELS = {
     "lpips": "LPIPS ↓",
     "hfen": "HFEN ↓",
     "grad_ratio": "Grad. energy ratio (1 = GT)",
+    "bias": "Mean bias (levels, 0 = GT)",
     "vessel_r": "Vessel r ↑",
     "vessel_f1": "Vessel F1 ↑",
 }
-_DECIMALS = {"psnr": 2}  # Everything else gets 4.
+_DECIMALS = {"psnr": 2, "bias": 2}  # Everything else gets 4.
 
 
 def bootstrap_mean_ci(values: np.ndarray, n_bootstrap: int = 2000, seed: int = 0,
@@ -184,13 +185,14 @@ def _best_model(summary: dict, metric: str) -> Optional[str]:
   direction = summary["metric_directions"].get(metric)
   means = {model: stats[metric]["mean"] for model, stats in summary["per_model"].items()
            if stats[metric]["mean"] is not None}
-  if not means or direction not in ("higher", "lower", "one"):
+  if not means or direction not in ("higher", "lower", "one", "zero"):
     return None
   if direction == "higher":
     return max(means, key=means.get)
   if direction == "lower":
     return min(means, key=means.get)
-  return min(means, key=lambda model: abs(means[model] - 1.0))
+  target = 1.0 if direction == "one" else 0.0
+  return min(means, key=lambda model: abs(means[model] - target))
 
 
 def markdown_table(summary: dict, title: Optional[str] = None,

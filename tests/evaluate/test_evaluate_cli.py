@@ -186,7 +186,7 @@ def test_every_protocol_option_lands_in_the_recorded_protocol(tmp_path):
   assert (metrics["color_space"], metrics["crop_border"], metrics["lpips_net"],
           metrics["vessel"]) == ("y", 3, "", False)
   assert protocol["report"]["n_bootstrap"] == 50 and protocol["report"]["seed"] == 4
-  assert summary["metrics"] == ["psnr", "ssim", "hfen", "grad_ratio"]
+  assert summary["metrics"] == ["psnr", "ssim", "hfen", "grad_ratio", "bias"]
   assert not (out / "comparison.png").exists()
   markdown = (out / "summary.md").read_text()
   assert "sigma 1.5, 9x9, edge border" in markdown and "Y (BT.601), 3 px border" in markdown

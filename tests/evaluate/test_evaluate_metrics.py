@@ -146,7 +146,7 @@ def test_image_metrics_applies_crop_and_colour_space():
   sr, gt = _pair(seed=4)
   suite = metrics.ImageMetrics(_metrics_config(color_space="y", crop_border=3))
   values = suite(sr, gt)
-  assert list(values) == ["psnr", "ssim", "hfen", "grad_ratio"]
+  assert list(values) == ["psnr", "ssim", "hfen", "grad_ratio", "bias"]
   y_sr = color.rgb2ycbcr(sr[3:-3, 3:-3].astype(np.float64))[..., 0] / 255
   y_gt = color.rgb2ycbcr(gt[3:-3, 3:-3].astype(np.float64))[..., 0] / 255
   assert values["psnr"] == pytest.approx(
@@ -162,10 +162,22 @@ def test_image_metrics_with_vessels_reuses_gt_work_and_checks_shapes():
   suite = metrics.ImageMetrics(_metrics_config(vessel=True, crop_border=2))
   score = suite.against(gt)
   values = score(sr)
-  assert list(values) == ["psnr", "ssim", "hfen", "grad_ratio", "vessel_r", "vessel_f1"]
+  assert list(values) == ["psnr", "ssim", "hfen", "grad_ratio", "bias", "vessel_r", "vessel_f1"]
   assert values == suite(sr, gt)
   perfect = score(gt)
   assert perfect["psnr"] == np.inf and perfect["ssim"] == pytest.approx(1.0)
   assert perfect["hfen"] == 0.0 and perfect["grad_ratio"] == pytest.approx(1.0)
   with pytest.raises(ValueError):
     score(sr[:-2])
+
+
+def test_mean_bias_is_the_signed_mean_difference_in_8bit_levels():
+  sr, gt = _pair(seed=5)
+  brighter = np.clip(gt + 3 / 255, 0, 1)
+  expected = (brighter.astype(np.float64).mean() - gt.astype(np.float64).mean()) * 255
+  assert metrics.mean_bias(brighter, gt) == pytest.approx(expected, abs=1e-3)
+  assert metrics.mean_bias(gt, brighter) == pytest.approx(-expected, abs=1e-3)
+  values = metrics.ImageMetrics(_metrics_config(crop_border=2))(sr, gt)
+  assert values["bias"] == pytest.approx(
+      (sr[2:-2, 2:-2].astype(np.float64).mean() - gt[2:-2, 2:-2].astype(np.float64).mean()) * 255,
+      abs=1e-3)
