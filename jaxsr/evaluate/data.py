@@ -128,10 +128,12 @@ def _path_images(path: pathlib.Path) -> list[LazyImage]:
                     "pydicom-data, tfds:NAME")
   images = []
   for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-    if folder.is_image_file(file):
-      images.append(_lazy_file(file, read_image_file))
-    elif is_dicom_file(file):
+    # DICOM first: `folder.is_image_file` accepts .dcm too (training reads both), and a DICOM
+    # must go through the DICOM reader's intensity mapping, as `pydicom-data:` and files do.
+    if is_dicom_file(file):
       images.append(_lazy_file(file, sources.read_dicom))
+    elif folder.is_image_file(file):
+      images.append(_lazy_file(file, read_image_file))
   if not images:
     raise DataError(f"no image or DICOM files under {path.resolve()}")
   return images
