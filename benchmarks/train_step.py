@@ -117,12 +117,19 @@ def main():
   parser.add_argument("--blocks", type=int, default=23, help="RRDB blocks (23 = x4plus)")
   parser.add_argument("--steps", type=int, default=3, help="timed steps after the first")
   parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+  parser.add_argument("--one-cpu-device", action="store_true",
+                      help="one CPU device for JAX (default: one per core, as the trainer does)")
   parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step_cpu.json"))
   args = parser.parse_args()
+  if not args.one_cpu_device:
+    from jaxsr.train import sharding  # pylint: disable=import-outside-toplevel
+
+    sharding.use_cpu_cores(args.batch)  # What `python -m jaxsr.train` does before JAX starts.
 
   result = {"config": vars(args) | {"out": str(args.out)}, "host": report.host_info(),
             "jax": time_jax(args), "torch": time_torch(args)}
   result["torch_over_jax"] = result["torch"]["step_s"] / result["jax"]["step_s"]
+  result["jax_time_over_torch_time"] = result["jax"]["step_s"] / result["torch"]["step_s"]
   report.write_result(result, args.out)
 
 

@@ -1,14 +1,19 @@
 """Real medical images that ship inside PyPI packages, as a train / held-out source for offline runs.
 
-The demo (`configs/demo.py`) fine-tunes on these with no dataset download:
+The demo (`configs/demo.py`) and the fine-tuning study (`python -m jaxsr.study`) fine-tune on
+these with no dataset download:
 
   train:    retina.jpg (scikit-image, 1411x1411 fundus photo), its top 60 %;
-            RG1_UNCR.dcm (pydicom-data, 1955x1841 chest CR, 15-bit MONOCHROME1)
-  heldout:  retina.jpg, its bottom 40 % (no pixel shared with training);
-            microaneurysms.png (scikit-image, fundus detail); RG3_UNCR.dcm (pydicom-data, leg CR)
+            RG3_UNCR.dcm (pydicom-data, 1760x1760 leg CR, MONOCHROME1), at its own size and
+            Lanczos-resized to 1024 px (the chest protocol's GT size, as the paper's multi-scale
+            Shenzhen copies);
+            MR2_UNCR.dcm (1024x1024 MR slice) and 693_UNCR.dcm (512x512 CT slice)
+  heldout:  retina.jpg, the centred square of its bottom 40 % (no pixel shared with training);
+            microaneurysms.png (scikit-image, fundus detail); RG1_UNCR.dcm (pydicom-data, 1955x1841
+            chest CR, the only chest radiograph the packages ship: never trained on)
 
-Radiographs are read as a viewer shows them (modality rescale, MONOCHROME1 inverted) and kept at
-16 bits.
+Radiographs and slices are read as a viewer shows them (modality rescale, MONOCHROME1 inverted,
+the image's own range) and kept at 16 bits: the same mapping `jaxsr.evaluate` applies to them.
 """
 
 from __future__ import annotations
@@ -36,7 +41,11 @@ def _skimage_file(name: str) -> np.ndarray:
 def _retina_part(first: bool) -> np.ndarray:
   image = _skimage_file("retina.jpg")
   cut = int(image.shape[0] * RETINA_TRAIN_FRACTION)
-  return image[:cut] if first else image[cut:]
+  if first:
+    return image[:cut]
+  bottom = image[cut:]  # A square, so the protocols' square GT does not distort it.
+  left = (bottom.shape[1] - bottom.shape[0]) // 2
+  return bottom[:, left:left + bottom.shape[0]]
 
 
 def _radiograph(name: str) -> np.ndarray:
@@ -49,13 +58,34 @@ def _radiograph(name: str) -> np.ndarray:
   return decode.read_dicom(path)
 
 
+def _resized(image: np.ndarray, side: int) -> np.ndarray:
+  """Lanczos-resized so the longer side is `side`, at the same bit depth."""
+  from PIL import Image
+
+  height, width = image.shape[:2]
+  size = (round(width * side / max(height, width)), round(height * side / max(height, width)))
+  planes = [np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize(
+      size, Image.Resampling.LANCZOS)) for c in range(image.shape[2])]
+  limit = np.iinfo(image.dtype).max
+  return np.clip(np.rint(np.stack(planes, axis=-1)), 0, limit).astype(image.dtype)
+
+
 _IMAGES: dict[str, list[tuple[str, Callable[[], np.ndarray]]]] = {
     "train": [("retina.jpg[top]", lambda: _retina_part(True)),
-              ("RG1_UNCR.dcm", lambda: _radiograph("RG1_UNCR.dcm"))],
+              ("RG3_UNCR.dcm", lambda: _radiograph("RG3_UNCR.dcm")),
+              ("RG3_UNCR.dcm[1024]", lambda: _resized(_radiograph("RG3_UNCR.dcm"), 1024)),
+              ("MR2_UNCR.dcm", lambda: _radiograph("MR2_UNCR.dcm")),
+              ("693_UNCR.dcm", lambda: _radiograph("693_UNCR.dcm"))],
     "heldout": [("retina.jpg[bottom]", lambda: _retina_part(False)),
                 ("microaneurysms.png", lambda: _skimage_file("microaneurysms.png")),
-                ("RG3_UNCR.dcm", lambda: _radiograph("RG3_UNCR.dcm"))],
+                ("RG1_UNCR.dcm", lambda: _radiograph("RG1_UNCR.dcm"))],
 }
+
+
+# The protocol that scores each held-out image: microaneurysms.png is a gray fundus detail, so
+# its colour cannot tell.
+_PROTOCOLS = {"retina.jpg[bottom]": "retina-x2", "microaneurysms.png": "retina-x2",
+              "RG1_UNCR.dcm": "chest-x4"}
 
 
 class BundledImages(source_lib.ImageSource):
@@ -77,6 +107,9 @@ class BundledImages(source_lib.ImageSource):
 
   def name(self, index: int) -> str:
     return _IMAGES[self._split][index][0]
+
+  def protocol(self, index: int) -> str | None:
+    return _PROTOCOLS.get(self.name(index))
 
   def read(self, index: int) -> np.ndarray:
     # A handful of images, decoded once: the DICOMs take a while to read.

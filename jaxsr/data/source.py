@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import threading
+from typing import Iterator
 
 import numpy as np
 
@@ -39,6 +40,12 @@ class ImageSource(abc.ABC):
   @abc.abstractmethod
   def read(self, index: int) -> np.ndarray:
     """Image `index` as `[H, W, C]` uint8/uint16; raises `decode.CorruptImageError` naming it."""
+
+  def protocol(self, index: int) -> str | None:
+    """The evaluation protocol image `index` is meant for ("chest-x4", "retina-x2"), where the
+    source knows it (the bundled held-out images); None elsewhere."""
+    del index
+    return None
 
   @property
   def skipped(self) -> dict[str, str]:
@@ -96,3 +103,14 @@ def open_source(spec: str, *, split: str = "train", data_dir: str | None = None)
   from jaxsr.data import folder  # pylint: disable=g-import-not-at-top
 
   return folder.ImageFolder(spec)
+
+
+def read_named(spec: str, names, *, split: str = "test") -> Iterator[tuple[str, np.ndarray]]:
+  """(name, image) for each of `names` in source `spec`, in that order; all names are checked
+  before the first image is read, so a typo fails before any work."""
+  images = open_source(spec, split=split)
+  index = {images.name(i): i for i in range(len(images))}
+  missing = [name for name in names if name not in index]
+  if missing:
+    raise KeyError(f"{images.location} has no image(s) named {missing}; it has {sorted(index)}")
+  return ((name, images.read(index[name])) for name in names)

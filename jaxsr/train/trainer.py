@@ -4,6 +4,11 @@ Read top to bottom: build networks and state, resume if the workdir has a checkp
 Resuming restores the whole state (params, optimiser moments, EMA, spectral-norm vectors) and
 restarts the input pipeline at the restored step, so N steps + resume + N steps gives exactly the
 parameters of 2N uninterrupted steps.
+
+Held-out validation (`jaxsr.train.validation`) scores the EMA generator on fixed crops at the
+evaluation protocols' resolution, warns of intensity drift and invented texture, keeps the best
+generator, and with `validation.early_stop_patience` ends the run (normally: checkpoint, export)
+once the best score has stopped improving.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from jaxsr.train import export as export_lib
+from jaxsr.train import final_eval
 from jaxsr.train import perceptual as perceptual_lib
 from jaxsr.train import pretrained
 from jaxsr.train import run_record
@@ -32,6 +38,8 @@ from jaxsr.train import validation as validation_lib
 from jaxsr.train.step import make_train_step
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# `train`'s stopped_by when validation ended the run: a normal end (exported), not a preemption.
+EARLY_STOPPING = "early stopping"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -112,13 +120,32 @@ def _image_summary(lq: np.ndarray, sr: np.ndarray, gt: np.ndarray, count: int = 
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-  """Runs (or resumes) fine-tuning in `workdir`; returns {"step", "stopped_by", "export"}."""
+  """Runs (or resumes) fine-tuning in `workdir`; returns {"step", "stopped_by", "export"}.
+
+  `stopped_by`: None after `total_steps`; `EARLY_STOPPING` when validation ended the run (also a
+  normal end: exported); otherwise the signal that preempted it (checkpointed, not exported).
+  """
   from clu import metric_writers  # Heavy (TensorBoard); only the trainer needs it.
   from jaxsr.data import input_pipeline
 
+  # A bad validation setting fails before any work.
+  best_metric = config.validation.get("best_metric", "")
+  patience = config.validation.get("early_stop_patience", 0)
+  if config.validation.every_steps and best_metric:
+    validation_lib.check_best_metric(best_metric)
+  if patience < 0:
+    raise ValueError(f"validation.early_stop_patience must be >= 0, got {patience}")
+  if patience and not (config.validation.every_steps and best_metric):
+    raise ValueError("validation.early_stop_patience needs validation.every_steps > 0 and a "
+                     "validation.best_metric")
   workdir = Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
+  # A relaunch of a run that stopped early would only train on past its stop: say so instead.
+  # The chief reads run.json; every process follows its answer.
+  stopped = run_record.early_stopped(workdir, config.total_steps) if is_chief else None
+  if sharding.any_process(stopped is not None):
+    return _already_stopped_early(workdir, stopped, is_chief)
   dtype = COMPUTE_DTYPES[config.compute_dtype]
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
@@ -190,35 +217,78 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
           config.data.source, config.data, seed=config.seed,
           global_batch_size=config.batch_size).as_numpy_iterator())
     summary_batch = sharding.global_batch({"lq": first["lq"], "gt": first["gt"]}, batch_sharding)
-  validation, best_metric = None, config.validation.get("best_metric", "")
+  validation = None
+  tracker, reference = None, None  # The chief's best-so-far and the guard-rails' step-0 scores.
   if config.validation.every_steps:
-    if best_metric:
-      validation_lib.check_best_metric(best_metric)  # A bad name fails before any work.
     validation = validation_lib.Validation(
         config.validation, gt_size=degradation.gt_size, scale=generator.scale,
         local_batch=config.batch_size // jax.process_count())
+    if is_chief:
+      if best_metric:  # A resumed run goes on comparing with its best so far.
+        best = run_record.best_validation(workdir)
+        tracker = (validation_lib.EarlyStopping(
+            best_metric, patience, best=best["value"], best_step=best["step"],
+            since_best=run_record.validations_since_best(workdir))
+                   if best and best["metric"] == best_metric
+                   else validation_lib.EarlyStopping(best_metric, patience))
+      reference = run_record.first_validation(workdir)
+  # The held-out crops have their own shape: a jit of their own, so the image summaries' forward
+  # keeps its single executable.
+  crop_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq),
+                         out_shardings=batch_sharding)
 
-  def validate(step: int) -> None:
-    # Every host runs the same held-out chunks as its rows of a global batch and scores its own.
-    values = validation(lambda lq: _local_rows(ema_forward(
+  def validate(step: int) -> bool:
+    """Scores, logs and keeps the best EMA generator; True (on every process): stop early."""
+    nonlocal reference
+    # Every host runs all held-out crops as its rows of a global batch and scores its own.
+    values = validation(lambda lq: _local_rows(crop_forward(
         state.ema_params, sharding.global_batch({"lq": lq}, batch_sharding)["lq"])))
     if step == 0:
       values.update(validation.baseline)
+    stop = False
+    if is_chief:
+      if step == 0:
+        reference = {k: v for k, v in values.items() if k.startswith("val/")}
+        run_record.record_first_validation(workdir, reference)
+      warnings = validation_lib.guard_rail_warnings(
+          step, values, reference,
+          warn_bias_levels=config.validation.get("warn_bias_levels", 0.0),
+          warn_gradient_ratio=config.validation.get("warn_gradient_ratio", 0.0))
+      values["val/warnings"] = float(len(warnings))  # A TensorBoard curve of the console's lines.
+      run_record.record_validation(workdir, step, values)
+      stop = keep_best(step, values, warnings)
     writer.write_scalars(step, values)
-    if not is_chief:
-      return
-    tqdm.tqdm.write(f"step {step}: held-out PSNR {values['val/psnr']:.2f} dB, SSIM "
-                    f"{values['val/ssim']:.4f} ({len(validation)} images; bicubic "
-                    f"{validation.baseline['val_bicubic/psnr']:.2f} dB / "
-                    f"{validation.baseline['val_bicubic/ssim']:.4f})")
-    if best_metric:  # Keep the EMA generator that scored best so far (step 0 included).
-      value, best = values[f"val/{best_metric}"], run_record.best_validation(workdir)
-      if validation_lib.is_better(best_metric, value, best["value"] if best and
-                                  best["metric"] == best_metric else None):
-        export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
-                              ema_params=state.ema_params, step=step, torch_file=False,
-                              name="generator_best", note={"selected_by": {best_metric: value}})
-        run_record.record_best_validation(workdir, step=step, metric=best_metric, value=value)
+    return sharding.any_process(stop) if patience else False
+
+  def keep_best(step: int, values: dict[str, float], warnings: list[str]) -> bool:
+    """The chief's console lines and best-so-far bookkeeping; True: patience ran out."""
+    base = validation.baseline
+    tqdm.tqdm.write(
+        f"step {step}: held-out PSNR {values['val/psnr']:.2f} dB, SSIM {values['val/ssim']:.4f}, "
+        f"bias {values['val/bias']:+.2f} levels, gradient ratio {values['val/grad_ratio']:.2f} "
+        f"({len(validation)} crops of {validation.num_images} images, "
+        f"{'/'.join(validation.protocol_names)}; bicubic {base['val_bicubic/psnr']:.2f} dB / "
+        f"{base['val_bicubic/ssim']:.4f})")
+    for line in warnings:
+      tqdm.tqdm.write(line)
+    if tracker is None:
+      return False
+    # Keep the EMA generator that scored best so far (step 0 included).
+    value = values[f"val/{best_metric}"]
+    stop = tracker.update(value, step)
+    if tracker.improved:
+      export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
+                            ema_params=state.ema_params, step=step, torch_file=False,
+                            name="generator_best", note={"selected_by": {best_metric: value}})
+      run_record.record_best_validation(workdir, step=step, metric=best_metric, value=value)
+    run_record.record_validations_since_best(workdir, tracker.since_best)
+    if stop and step < config.total_steps:
+      tqdm.tqdm.write(
+          f"early stopping at step {step}: val/{best_metric} has not improved on "
+          f"{tracker.best:.4g} (step {tracker.best_step}) for {tracker.since_best} validations "
+          f"(validation.early_stop_patience = {patience}); the best generator is "
+          f"{workdir / 'export' / 'generator_best'}")
+    return stop
 
   # ---- the loop.
   step, stopped_by = start_step, None
@@ -251,11 +321,15 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         writer.write_images(step, {"lr_sr_gt": _image_summary(
             *(_first_local_rows(x) for x in (summary_batch["lq"], sr, summary_batch["gt"])))})
 
+      stop_early = False
       if validation is not None and (step % config.validation.every_steps == 0
                                      or step == config.total_steps):
-        validate(step)
+        stop_early = validate(step) and step < config.total_steps
 
-      stopped_by = _agreed_stop(stop.signal_name, step, config)
+      # Early stopping wins over a signal at the same step: the run is over either way, and
+      # ending it normally (checkpoint, then export) leaves nothing to resume.
+      signalled = _agreed_stop(stop.signal_name, step, config)
+      stopped_by = EARLY_STOPPING if stop_early else signalled
       if step % config.checkpoint_every_steps == 0 or step == config.total_steps or stopped_by:
         if not checked:
           _raise_if_not_finite({k: float(v) for k, v in jax.device_get(metrics).items()}, step,
@@ -268,7 +342,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   writer.flush()
 
   exported = None
-  if stopped_by:
+  if stopped_by and stopped_by != EARLY_STOPPING:
     if is_chief:
       print(f"{stopped_by}: saved step {step} to {workdir / 'checkpoints'}; run the same command "
             "again to resume")
@@ -276,14 +350,35 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     exported = export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
                                      ema_params=state.ema_params, step=step,
                                      torch_file=config.export_pth)
-    if config.get("evaluate_after") and config.generator.init:
-      from jaxsr.train import final_eval
-
+    if stopped_by == EARLY_STOPPING:
+      # After the export: a run killed before this line is resumed, not taken for finished.
+      run_record.record_early_stop(workdir, step=step, best_step=tracker.best_step)
+      print(f"stopped early at step {step} of {config.total_steps} (best validation at step "
+            f"{tracker.best_step}); the final EMA generator is exported as usual")
+    if config.evaluate_after.images and config.generator.init:
       final_eval.pretrained_vs_finetuned(
           config.evaluate_after, workdir,
           pretrained.resolve(config.generator.init, "generator", workdir, config.generator.howto),
           Path(exported["model_dir"]))
   return {"step": step, "stopped_by": stopped_by, "export": exported}
+
+
+def _already_stopped_early(workdir: Path, stopped: dict[str, Any] | None,
+                           is_chief: bool) -> dict[str, Any]:
+  """`train`'s answer for a relaunch of a run that stopped early: nothing trained, the exports
+  of its end (if still there) returned."""
+  exported = None
+  model_dir = workdir / "export" / "generator_ema"
+  if model_dir.is_dir():
+    exported = {"model_dir": str(model_dir)}
+    if model_dir.with_suffix(".pth").is_file():
+      exported["pth"] = str(model_dir.with_suffix(".pth"))
+  step = stopped["step"] if stopped else None
+  if is_chief:
+    print(f"this run already stopped early at step {step} (best validation at step "
+          f"{stopped['best_step']}; {run_record.RUN_INFO}); nothing to train. Raise "
+          "total_steps to train on from its last checkpoint, or use a new workdir")
+  return {"step": step, "stopped_by": EARLY_STOPPING, "export": exported}
 
 
 def _arch_of(generator) -> dict[str, int]:

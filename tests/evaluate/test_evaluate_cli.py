@@ -109,7 +109,7 @@ def test_cli_end_to_end_on_bundled_images_records_options_and_outscale(tmp_path,
   with open(out / "per_image.csv") as f:
     rows = list(csv.DictReader(f))
   assert list(rows[0]) == ["image", "model", "psnr", "ssim", "lpips", "hfen", "grad_ratio",
-                           "seconds"]
+                           "bias", "seconds"]
   assert [(r["image"], r["model"]) for r in rows] == [
       ("retina", "bicubic"), ("retina", "tiny"), ("RG1_UNCR", "bicubic"), ("RG1_UNCR", "tiny")]
   measured = {(r["image"], r["model"]): (float(r["psnr"]), float(r["grad_ratio"])) for r in rows}

@@ -39,7 +39,7 @@ def test_end_to_end_run_writes_every_file_with_recorded_options(tmp_path, crops)
   summary = run.evaluate(iter(crops), {"unsharp": _unsharp_bicubic}, config, str(tmp_path),
                          progress=False)
 
-  expected_metrics = ["psnr", "ssim", "lpips", "hfen", "grad_ratio", "vessel_r", "vessel_f1"]
+  expected_metrics = ["psnr", "ssim", "lpips", "hfen", "grad_ratio", "bias", "vessel_r", "vessel_f1"]
   with open(tmp_path / "per_image.csv") as f:
     rows = list(csv.DictReader(f))
   assert list(rows[0]) == ["image", "model", *expected_metrics, "seconds"]
@@ -60,6 +60,8 @@ def test_end_to_end_run_writes_every_file_with_recorded_options(tmp_path, crops)
   sr = np.round(np.clip(sr, 0, 1) * 255) / 255
   expected_psnr = skmetrics.peak_signal_noise_ratio(gt[2:-2, 2:-2], sr[2:-2, 2:-2], data_range=1)
   assert float(rows[0]["psnr"]) == pytest.approx(expected_psnr, abs=1e-3)
+  assert float(rows[0]["bias"]) == pytest.approx(
+      (sr[2:-2, 2:-2].mean() - gt[2:-2, 2:-2].mean()) * 255, abs=1e-3)
 
   saved = json.loads((tmp_path / "summary.json").read_text())
   assert saved["protocol"] == protocols.protocol_summary(config)

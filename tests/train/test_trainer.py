@@ -97,20 +97,22 @@ def summary_scalars(logdir: Path) -> dict[str, dict[int, float]]:
 
 
 def held_out_psnr(data: Path, upscale) -> float:
-  """Mean PSNR over the folder's images: the custom protocol's pairs (32 px GT, x4), `upscale`'s
-  output in 8 bits, 4-pixel border cropped, scikit-image's PSNR."""
-  from skimage.metrics import peak_signal_noise_ratio
-
+  """Mean PSNR over the held-out crops of the folder's (colour) images, recomputed independently
+  (tests/train/validation_reference.py): retina-x2 pairs (GT 512), the two 96 px GT windows with
+  the most Sobel energy, `upscale(lr_crop)`'s output Lanczos-resized to x2 where it is not, in 8
+  bits, 2-pixel border cropped, scikit-image's PSNR."""
   from jaxsr.evaluate import protocols
+  from tests.train import validation_reference as ref
 
-  protocol = protocols.get_protocol("custom", scale=4, gt_size=(32, 32))
+  protocol = protocols.get_protocol("retina-x2")
   values = []
   for path in sorted(data.glob("*.png")):
     image = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
     gt, lr = protocols.make_pair(image, protocol)
-    sr = np.round(np.clip(upscale(lr), 0, 1) * 255) / 255
-    values.append(peak_signal_noise_ratio(gt[4:-4, 4:-4].astype(np.float64),
-                                          sr[4:-4, 4:-4].astype(np.float64), data_range=1.0))
+    for top, left in ref.windows(gt, 96, 2, border=2):
+      sr = ref.as_scored(upscale(lr[top // 2:top // 2 + 48, left // 2:left // 2 + 48]), (96, 96),
+                         gray=False)
+      values.append(ref.psnr_and_bias(sr, gt[top:top + 96, left:left + 96], border=2)[0])
   return float(np.mean(values))
 
 
@@ -167,8 +169,9 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert not np.array_equal(straight[2][..., width:2 * width, :], straight[4][..., width:2 * width, :])
   for step in (2, 4):  # Step 4 of the resumed run was written by its second launch.
     np.testing.assert_array_equal(again[step], straight[step])
-  # Held-out validation at steps 0, 2, 4; step 4's PSNR recomputed from the step-4 checkpoint's
-  # EMA generator, and the bicubic reference with PIL, each through scikit-image's PSNR.
+  # Held-out validation at steps 0, 2, 4 (on retina-x2 crops: the images are colour); step 4's
+  # PSNR recomputed from the step-4 checkpoint's EMA generator, and the bicubic reference with
+  # PIL, each through scikit-image's PSNR.
   from jaxsr.models import RRDBNet
 
   scalars = summary_scalars(tmp_path / "straight" / "logs")
@@ -178,7 +181,7 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert scalars["val/psnr"][4] == pytest.approx(held_out_psnr(data, ema_sr), abs=1e-4)
   assert abs(scalars["val/psnr"][4] - scalars["val/psnr"][0]) > 1e-2  # It scores the trained EMA.
   pil_bicubic = lambda lr: np.stack([np.asarray(Image.fromarray(lr[..., c]).resize(
-      (32, 32), Image.Resampling.BICUBIC)) for c in range(3)], -1)
+      (96, 96), Image.Resampling.BICUBIC)) for c in range(3)], -1)
   assert scalars["val_bicubic/psnr"][0] == pytest.approx(held_out_psnr(data, pil_bicubic),
                                                           abs=1e-3)
   # The best-scoring EMA generator (by logged val/psnr, step 0 included) is the one exported as
@@ -201,6 +204,56 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert record["config"]["total_steps"] == 2 and record["config"]["batch_size"] == 2
   assert record["config"]["data.source"] == str(data)
   assert record["resumes"] == [{"step": 2, "changed": {"total_steps": [2, 4]}}]
+
+
+def test_early_stopping_ends_a_run_that_cannot_improve_exports_it_and_a_relaunch_does_not_retrain(
+    tmp_path, data, capsys):
+  config = tiny_config(data, total_steps=6)
+  config.optimizer.lr = 0.0  # The EMA never moves, so no validation can beat step 0's.
+  config.validation.early_stop_patience = 1
+  config.image_every_steps = 0
+  workdir = tmp_path / "run"
+  result = trainer.train(config, workdir)
+  # Validations at steps 0 and 2; step 2 did not improve: patience 1 is used up.
+  assert result["step"] == 2 and result["stopped_by"] == "early stopping"
+  assert os.listdir(workdir / "checkpoints") == ["2"]
+  out = capsys.readouterr().out
+  assert "early stopping at step 2" in out and "stopped early at step 2 of 6" in out
+  assert "run the same command again to resume" not in out  # Not a preemption.
+  # Exported as a normal end (the final EMA), the best (step 0's) kept, and on record.
+  variables, meta = checkpoint.load(result["export"]["model_dir"], expect_kind="generator")
+  assert meta.source["step"] == 2
+  assert checkpoint.load_metadata(workdir / "export" / "generator_best").source["step"] == 0
+  for a, b in zip(leaves(variables["params"]), leaves(restore_state(workdir, 2)["ema_params"])):
+    np.testing.assert_array_equal(a, b)
+  record = json.loads((workdir / "run.json").read_text())
+  assert record["early_stopped"] == {"step": 2, "best_step": 0}
+  assert record["best_validation"]["step"] == 0 and record["validations_since_best"] == 1
+  scalars = summary_scalars(workdir / "logs")
+  assert scalars["val/psnr"][2] == scalars["val/psnr"][0]  # The same generator, scored again.
+  assert scalars["val/warnings"] == {0: 0.0, 2: 0.0}
+  events = sorted((workdir / "logs").glob("events.out.tfevents.*"))
+
+  # The same command again: it says so and trains nothing (no step, no log, no checkpoint).
+  again = trainer.train(tiny_config(data, total_steps=6), workdir)
+  assert again == {"step": 2, "stopped_by": "early stopping",
+                   "export": {"model_dir": result["export"]["model_dir"]}}
+  assert "already stopped early at step 2" in capsys.readouterr().out
+  assert os.listdir(workdir / "checkpoints") == ["2"]
+  assert sorted((workdir / "logs").glob("events.out.tfevents.*")) == events
+
+
+def test_early_stopping_needs_validation_and_a_best_metric(tmp_path, data):
+  config = tiny_config(data)
+  config.validation.early_stop_patience = 2
+  config.validation.best_metric = ""
+  with pytest.raises(ValueError, match="early_stop_patience needs .* a validation.best_metric"):
+    trainer.train(config, tmp_path / "a")
+  config.validation.best_metric = "psnr"
+  config.validation.every_steps = 0
+  with pytest.raises(ValueError, match="early_stop_patience needs validation.every_steps > 0"):
+    trainer.train(config, tmp_path / "b")
+  assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # Before any work.
 
 
 def test_non_finite_loss_stops_with_a_message_and_no_checkpoint(tmp_path, data):
