@@ -47,7 +47,8 @@ def config_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, l
 
 
 def record_start(workdir: Path, *, generator_arch: dict[str, int], config,
-                 start_step: int) -> dict[str, list[Any]]:
+                 start_step: int, discriminator_arch: dict[str, Any] | None = None
+                 ) -> dict[str, list[Any]]:
   """Writes or updates run.json for a run (re)starting at `start_step`; returns the changes.
 
   A fresh run (step 0, or a workdir without run.json) records its config; a resume compares
@@ -73,6 +74,8 @@ def record_start(workdir: Path, *, generator_arch: dict[str, int], config,
   else:
     record["config"] = flat
   record["generator_arch"] = dict(generator_arch)
+  if discriminator_arch is not None:
+    record["discriminator_arch"] = dict(discriminator_arch)
   _write(path, record)
   return changes
 
@@ -165,6 +168,12 @@ def generator_arch(workdir: Path) -> dict[str, int]:
   if not path.exists():
     raise FileNotFoundError(f"{workdir} is not a jaxsr training directory ({RUN_INFO} is missing)")
   return json.loads(path.read_text())["generator_arch"]
+
+
+def discriminator_arch(workdir: Path) -> dict[str, Any] | None:
+  """The discriminator's architecture as run.json recorded it; None for records without it."""
+  path = Path(workdir) / RUN_INFO
+  return json.loads(path.read_text()).get("discriminator_arch") if path.exists() else None
 
 
 VALIDATION_LOG = "validation.jsonl"

@@ -35,6 +35,7 @@ from jaxsr.train import run_record
 from jaxsr.train import sharding
 from jaxsr.train import state as state_lib
 from jaxsr.train import validation as validation_lib
+from jaxsr.models import RRDBNet, UNetDiscriminatorSN
 from jaxsr.train.step import make_train_step
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -155,37 +156,34 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   # stop the run before anything slow happens).
   features_fn, perceptual_params, layer_weights = perceptual_lib.build(config.perceptual, dtype)
   degradation = config.data.degradation
-  g_rng, d_rng = jax.random.split(jax.random.key(config.seed))
-  generator, g_params = pretrained.generator(
-      config.generator.init, config.generator.arch, workdir, config.generator.howto, g_rng,
-      degradation.gt_size // degradation.scale, dtype)
-  if generator.scale != degradation.scale:
-    raise ValueError(f"the generator is x{generator.scale} but the data are made for "
-                     f"x{degradation.scale} (data.degradation.scale)")
-  discriminator, d_variables = pretrained.discriminator(
-      config.discriminator.init, config.discriminator.num_feat, workdir, config.discriminator.howto,
-      d_rng, degradation.gt_size, dtype)
   loss_config = _loss_config(config)
   loss_config.perceptual_layer_weights = layer_weights
   g_tx, d_tx = state_lib.adam(config.optimizer), state_lib.adam(config.optimizer)
-  state = state_lib.create(g_params, d_variables, g_tx, d_tx)
-
-  # ---- resume.
   manager = ocp.CheckpointManager(
       workdir / "checkpoints",
       options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
                                            enable_async_checkpointing=True))
-  state = jax.device_put(state, replicated)
   latest = manager.latest_step()
-  if latest is not None:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  if latest is None:  # A new run: the starting weights.
+    generator, discriminator, state = _initial_state(config, workdir, dtype, g_tx, d_tx)
+    state = jax.device_put(state, replicated)
+  else:
+    # A resume needs only the checkpoint (and run.json's architectures): the starting weights
+    # may have moved or been deleted since, and a preempted job relaunched elsewhere must go on.
+    generator, discriminator, abstract = _abstract_state(config, workdir, dtype, g_tx, d_tx)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract)
     state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
     if is_chief:
       print(f"resumed from step {latest} ({workdir / 'checkpoints'})")
+  if generator.scale != degradation.scale:
+    raise ValueError(f"the generator is x{generator.scale} but the data are made for "
+                     f"x{degradation.scale} (data.degradation.scale)")
   start_step = int(jax.device_get(state.step))
   if is_chief:
     changed_note = run_record.describe_changes(run_record.record_start(
-        workdir, generator_arch=_arch_of(generator), config=config, start_step=start_step))
+        workdir, generator_arch=_arch_of(generator), config=config, start_step=start_step,
+        discriminator_arch=_discriminator_arch_of(discriminator)))
     if changed_note:
       print(changed_note)
   perceptual_params = jax.device_put(perceptual_params, replicated)
@@ -379,6 +377,42 @@ def _already_stopped_early(workdir: Path, stopped: dict[str, Any] | None,
           f"{stopped['best_step']}; {run_record.RUN_INFO}); nothing to train. Raise "
           "total_steps to train on from its last checkpoint, or use a new workdir")
   return {"step": step, "stopped_by": EARLY_STOPPING, "export": exported}
+
+
+def _initial_state(config, workdir: Path, dtype, g_tx, d_tx):
+  """(generator, discriminator, state) of a new run, from the configured starting weights."""
+  degradation = config.data.degradation
+  g_rng, d_rng = jax.random.split(jax.random.key(config.seed))
+  generator, g_params = pretrained.generator(
+      config.generator.init, config.generator.arch, workdir, config.generator.howto, g_rng,
+      degradation.gt_size // degradation.scale, dtype)
+  discriminator, d_variables = pretrained.discriminator(
+      config.discriminator.init, config.discriminator.num_feat, workdir, config.discriminator.howto,
+      d_rng, degradation.gt_size, dtype)
+  return generator, discriminator, state_lib.create(g_params, d_variables, g_tx, d_tx)
+
+
+def _abstract_state(config, workdir: Path, dtype, g_tx, d_tx):
+  """(generator, discriminator, the state's shapes) of a run being resumed: the networks as
+  run.json recorded them, the state traced with `jax.eval_shape` (nothing read or computed)."""
+  degradation = config.data.degradation
+  generator = RRDBNet(**run_record.generator_arch(workdir), dtype=dtype)
+  discriminator = UNetDiscriminatorSN(
+      **(run_record.discriminator_arch(workdir) or {"num_feat": config.discriminator.num_feat}),
+      dtype=dtype)
+  lq = jax.ShapeDtypeStruct((1, degradation.lq_size, degradation.lq_size, 3), jnp.float32)
+  gt = jax.ShapeDtypeStruct((1, degradation.gt_size, degradation.gt_size, 3), jnp.float32)
+
+  def create(g_rng, d_rng, lq, gt):
+    return state_lib.create(generator.init(g_rng, lq)["params"],
+                            discriminator.init(d_rng, gt), g_tx, d_tx)
+
+  keys = jax.random.split(jax.random.key(config.seed))
+  return generator, discriminator, jax.eval_shape(create, keys[0], keys[1], lq, gt)
+
+
+def _discriminator_arch_of(discriminator) -> dict[str, Any]:
+  return dict(num_feat=discriminator.num_feat, skip_connection=discriminator.skip_connection)
 
 
 def _arch_of(generator) -> dict[str, int]:

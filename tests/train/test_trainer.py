@@ -206,6 +206,38 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert record["resumes"] == [{"step": 2, "changed": {"total_steps": [2, 4]}}]
 
 
+def test_a_resume_needs_only_the_checkpoint_not_the_starting_weights(tmp_path, data, capsys):
+  # Starting weights from a model directory that is deleted after the first launch (a cleaned
+  # models/ folder, a job relaunched on another machine); the config's discriminator width is
+  # changed too: the resume must take both networks from the run, not from the config.
+  from jaxsr.models import RRDBNet
+
+  arch = dict(scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+  params = RRDBNet(**arch).init(jax.random.key(3), np.zeros((1, 8, 8, 3), np.float32))["params"]
+  start = checkpoint.save(tmp_path / "start", {"params": jax.tree.map(np.asarray, params)},
+                          checkpoint.ModelMetadata(kind="generator", arch=dict(arch, num_out_ch=3),
+                                                   source={"file": "test"}))
+  config = tiny_config(data, total_steps=2)
+  config.generator.init = str(start)
+  config.validation.every_steps = 0
+  config.image_every_steps = 0
+  trainer.train(config, tmp_path / "run")
+  import shutil
+
+  shutil.rmtree(start)
+  config = tiny_config(data, total_steps=4)
+  config.generator.init = str(start)  # Points nowhere now.
+  config.discriminator.num_feat = 16  # Not what the run trains.
+  config.validation.every_steps = 0
+  config.image_every_steps = 0
+  result = trainer.train(config, tmp_path / "run")
+  assert result["step"] == 4 and "resumed from step 2" in capsys.readouterr().out
+  state = restore_state(tmp_path / "run", 4)
+  assert state["d_params"]["conv0"]["kernel"].shape[-1] == 8  # The run's discriminator.
+  assert json.loads((tmp_path / "run" / "run.json").read_text())["discriminator_arch"] == {
+      "num_feat": 8, "skip_connection": True}
+
+
 def test_early_stopping_ends_a_run_that_cannot_improve_exports_it_and_a_relaunch_does_not_retrain(
     tmp_path, data, capsys):
   config = tiny_config(data, total_steps=6)
