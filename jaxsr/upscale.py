@@ -13,7 +13,16 @@ unless INPUT is one file and OUTPUT has an image suffix. Files are read by conte
 back in their own format, bit depth, gray/colour and (DICOM) photometric convention, unless
 --format says otherwise. A multi-frame DICOM (an MR or CT series, an ultrasound loop) is
 super-resolved frame by frame into one multi-frame DICOM, or a multi-page TIFF with --format
-tiff. Each output appears complete or not at all.
+tiff. A DICOM output goes in a new series of the source's study (new SeriesInstanceUID, shared by
+every file derived from one source series; SeriesNumber + 1000; a SeriesDescription naming the
+model and the scale), or in the source's own series with --keep-series. Each output appears
+complete or not at all.
+
+Tiles (--tile, default 256): windows of tile + 2 * tile-pad pixels, the edge ones on the image
+border; every output pixel is computed with tile-pad pixels of context on each side that is not
+the image border, as in Real-ESRGAN's tiling, and neighbouring windows are cross-faded only where
+both have that context. An image that fits in one window runs whole, at its own shape. Each batch
+of windows is split over all devices: every GPU, or one CPU device per core.
 
 Exit status: 0 when every file was written or skipped, 1 when any failed (each is reported and
 the others are still processed), 2 for bad arguments or a model directory that is not a generator.
@@ -68,14 +77,17 @@ def parse_args(argv) -> argparse.Namespace:
                       help="final scale; other than the network's, the output is resized with "
                            "Lanczos (default: the network's own scale)")
   parser.add_argument("--tile", type=int, default=256,
-                      help="tile size in input pixels; 0 = whole image at once, exact but with "
-                           "memory that grows with the image (default: 256)")
+                      help="tile size in input pixels (windows are tile + 2 * tile-pad); 0 = "
+                           "whole image at once, with memory that grows with the image "
+                           "(default: 256)")
   parser.add_argument("--tile-pad", type=int, default=24,
-                      help="context around each tile, also the width over which neighbouring "
-                           "tiles are blended (default: 24)")
+                      help="context each output pixel gets on every side that is not the image "
+                           "border (default: 24)")
   parser.add_argument("--pre-pad", type=int, default=0,
                       help="with --tile 0: reflected rows/columns added at the bottom/right")
-  parser.add_argument("--batch", type=int, default=1, help="tiles per device call (default: 1)")
+  parser.add_argument("--batch", type=int, default=1,
+                      help="windows per call, rounded up to a multiple of the device count "
+                           "(default: 1, i.e. one per device)")
   parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
                       help="compute precision; bf16 is for GPUs and TPUs")
   parser.add_argument("--format", default="auto", choices=tuple(FORMATS),
@@ -83,6 +95,9 @@ def parse_args(argv) -> argparse.Namespace:
   parser.add_argument("--dicom-range", default="data", choices=imageio.DICOM_RANGES,
                       help="DICOM values mapped to [0, 1]: the image's own min..max (data), "
                            "all that BitsStored allows (bits) or the VOI window (window)")
+  parser.add_argument("--keep-series", action="store_true",
+                      help="DICOM: keep the source's SeriesInstanceUID, SeriesNumber and "
+                           "SeriesDescription (default: a new series of the same study)")
   parser.add_argument("--skip-existing", action="store_true",
                       help="leave outputs that exist alone (resumes an interrupted run)")
   return parser.parse_args(argv)
@@ -170,7 +185,8 @@ def describe_failure(source: Path, error: Exception) -> str:
 
 
 def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
-                 written: set[Path]) -> tuple[Path, str] | None:
+                 written: set[Path], series_description: str | None = None
+                 ) -> tuple[Path, str] | None:
   """Reads, super-resolves and writes one file: (output, what was done), or None if skipped."""
   start = time.perf_counter()
   frames = imageio.read_frames(job.source, dicom_range=args.dicom_range)
@@ -194,7 +210,8 @@ def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
              for frame in tqdm.tqdm(frames, desc="frames", unit="frame", leave=False,
                                     disable=single))
   imageio.write_frames(out, results, len(frames), file_format=file_format,
-                       description=description)
+                       description=description, series_description=series_description,
+                       keep_series=args.keep_series)
   height, width = image.pixels.shape[:2]
   out_height, out_width = upscaler.output_size(height, width, args.outscale)
   count = "" if single else f"x{len(frames)} frames"
@@ -227,7 +244,11 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
 
-  from jaxsr.infer.upscaler import Upscaler  # After argument checks: --help stays instant.
+  # Before JAX's backends start (nothing has run on them yet): one CPU device per core, so
+  # the windows of a batch run in parallel on CPU-only machines. No effect on GPUs and TPUs.
+  from jaxsr.infer import devices  # After argument checks: --help stays instant.
+  devices.use_cpu_cores()
+  from jaxsr.infer.upscaler import Upscaler
 
   try:
     upscaler = Upscaler(args.model, dtype=args.dtype, tile=args.tile, tile_pad=args.tile_pad,
@@ -238,11 +259,12 @@ def main(argv=None) -> int:
   outscale = upscaler.scale if args.outscale is None else args.outscale
   model_name = upscaler.metadata.source.get("file") or args.model.name
   description = f"Super-resolved x{outscale:g} by jaxsr (Real-ESRGAN generator {model_name})"
+  series_description = f"jaxsr x{outscale:g} {Path(model_name).stem}"
 
   written, existing, failed = set(), 0, []
   for job in tqdm.tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2):
     try:
-      done = upscale_file(job, upscaler, args, description, written)
+      done = upscale_file(job, upscaler, args, description, written, series_description)
     except Exception as e:  # One bad file must not stop the others; each one is reported.
       failed.append(job.source)
       tqdm.tqdm.write(f"error: {describe_failure(job.source, e)}", file=sys.stderr)

@@ -3,7 +3,9 @@
 `convert()` reads an official `.pth` (generator, discriminator or torchvision VGG19) or an ncnn
 `.param`/`.bin` pair, validates it against the Flax network and writes a self-describing model
 directory (see `jaxsr.checkpoint`). `export_torch()` goes back to a `.pth` the official PyTorch code
-loads with `strict=True`. torch is imported lazily, only for `.pth` files.
+loads with `strict=True`, or to a `.safetensors` file holding exactly the official state-dict keys
+(what spandrel and the tools built on it prefer). torch is imported lazily, only for `.pth` files:
+reading ncnn files and writing `.safetensors` never need it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from pathlib import Path
 
 from jaxsr import checkpoint
 from jaxsr.convert import layouts, ncnn
-from jaxsr.convert.torch_files import TorchFileError, read_state_dict, write_state_dict
+from jaxsr.convert.torch_files import (TorchFileError, read_state_dict, write_safetensors,
+                                       write_state_dict)
 
 KINDS = ("generator", "discriminator", "vgg19")
 # How each kind is wrapped in the official files (generators: EMA weights; torchvision: bare).
 EXPORT_WRAPPER_KEY = {"generator": "params_ema", "discriminator": "params", "vgg19": None}
 NCNN_SUFFIXES = (".param", ".bin")
+EXPORT_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 
 class ConversionError(Exception):
@@ -90,13 +94,24 @@ def convert(src: str | Path, out: str | Path | None = None, *, kind: str = "auto
 
 
 def export_torch(model_dir: str | Path, out: str | Path) -> Path:
-  """Writes a model directory back out as an official-layout `.pth`."""
+  """Writes a model directory back out in the official PyTorch layout; the format is `out`'s suffix.
+
+  `.pth` / `.pt`: a torch pickle, generators under `params_ema` and discriminators under `params`
+  as in the official releases (VGG19 bare, as torchvision's). `.safetensors`: the same state dict,
+  flat (exactly the official keys), float32, written without torch.
+  """
+  suffix = Path(out).suffix.lower()
+  if suffix not in EXPORT_SUFFIXES:
+    raise ConversionError(f"cannot tell the export format from {Path(out).name}; name it "
+                          f"{' or '.join(EXPORT_SUFFIXES)}")
   try:
     variables, metadata = checkpoint.load(model_dir)
   except checkpoint.CheckpointError as e:
     raise ConversionError(str(e)) from None
   state = layouts.TO_TORCH[metadata.kind](variables)
   try:
+    if suffix == ".safetensors":
+      return write_safetensors(out, state)
     return write_state_dict(out, state, EXPORT_WRAPPER_KEY[metadata.kind])
   except TorchFileError as e:
     raise ConversionError(str(e)) from None

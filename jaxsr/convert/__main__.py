@@ -5,6 +5,11 @@
   python -m jaxsr.convert vgg19-dcbb9e9d.pth -o vgg19
   python -m jaxsr.convert REALESRGAN_X4PLUS_UP4X.param -o x4plus # ncnn (fp16 or fp32)
   python -m jaxsr.convert --to-torch finetuned/ -o finetuned.pth # back to PyTorch
+  python -m jaxsr.convert --to-torch finetuned/ -o finetuned.safetensors  # ... without torch
+
+`--to-torch` writes the official PyTorch layout, in the format -o's suffix names: `.pth` (a torch
+pickle, generators under params_ema; needs torch) or `.safetensors` (the bare state dict with
+exactly the official keys, float32; needs only the safetensors package).
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ def main(argv=None) -> int:
       prog="python -m jaxsr.convert", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("src", nargs="?", help=".pth file, or ncnn .param/.bin")
-  parser.add_argument("-o", "--output", help="output model directory (or .pth with --to-torch)")
+  parser.add_argument("-o", "--output",
+                      help="output model directory (or .pth / .safetensors with --to-torch)")
   parser.add_argument("--kind", default="auto", choices=("auto",) + convert_lib.KINDS)
   parser.add_argument("--key", help="wrapper key inside the .pth (default: params_ema, then params)")
-  parser.add_argument("--to-torch", metavar="MODEL_DIR", help="export a model directory to .pth")
+  parser.add_argument("--to-torch", metavar="MODEL_DIR",
+                      help="export a model directory to .pth or .safetensors")
   parser.add_argument("--force", action="store_true", help="replace an existing output")
   args = parser.parse_args(argv)
 
   try:
     if args.to_torch:
       if args.src or not args.output:
-        parser.error("--to-torch MODEL_DIR takes no SRC and needs -o OUT.pth")
+        parser.error("--to-torch MODEL_DIR takes no SRC and needs -o OUT.pth or OUT.safetensors")
       path = convert_lib.export_torch(args.to_torch, args.output)
       print(f"wrote {path}")
       return 0

@@ -1,17 +1,20 @@
-"""Reading and writing PyTorch `.pth` weight files. The only place jaxsr imports torch.
+"""Reading and writing PyTorch weight files: `.pth` (the only place jaxsr imports torch) and
+`.safetensors` (written with the `safetensors` package's NumPy API: no torch).
 
 Files are opened with `torch.load(weights_only=True)`: tensors and plain containers only, never
-arbitrary pickled objects (a `.pth` from the internet is code otherwise).
+arbitrary pickled objects (a `.pth` from the internet is code otherwise). Files are written
+atomically (a temporary file in the target's folder, renamed over it when complete) and get the
+mode any new file gets (0644 under the usual umask 022), not a temporary file's 0600.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import tempfile
+import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -84,14 +87,39 @@ def read_state_dict(path: str | Path, key: str | None = None) -> tuple[dict[str,
 def write_state_dict(path: str | Path, state: dict[str, np.ndarray], wrapper_key: str | None) -> Path:
   """Saves `{wrapper_key: state}` (or the bare state) as a `.pth`, atomically."""
   torch = import_torch()
-  path = Path(path).absolute()
-  path.parent.mkdir(parents=True, exist_ok=True)
   tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
   payload = {wrapper_key: tensors} if wrapper_key else tensors
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-  os.close(fd)
+  return write_atomically(path, lambda f: torch.save(payload, f))
+
+
+def write_safetensors(path: str | Path, state: dict[str, np.ndarray]) -> Path:
+  """Saves `state` (flat: safetensors has no wrapper keys) as float32 `.safetensors`, atomically.
+
+  Needs the `safetensors` package, not torch. The header's metadata says `format: pt`, as files
+  written by PyTorch code do (some loaders check it).
+  """
   try:
-    torch.save(payload, tmp)
+    from safetensors import numpy as safetensors_numpy  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise TorchFileError("writing .safetensors files needs the safetensors package: "
+                         "pip install safetensors") from None
+  arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
+  data = safetensors_numpy.save(arrays, metadata={"format": "pt"})
+  return write_atomically(path, lambda f: f.write(data))
+
+
+def write_atomically(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+  """Calls `write(f)` on a new file next to `path`, renamed to `path` only when complete.
+
+  The file is created like any other (mode 0666 less the umask), so the result is readable by
+  others wherever new files are; nothing is left behind if `write` fails.
+  """
+  path = Path(path).absolute()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+  try:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+      write(f)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

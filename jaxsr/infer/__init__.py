@@ -1,1 +1,1 @@
-"""Inference: image I/O, tiling and the Upscaler."""
+"""Inference: image I/O, tiling, the devices tiles are split over, and the Upscaler."""

@@ -34,11 +34,13 @@ dataset and the intensity mapping. Reading looks at the file's first bytes, not 
   divides PixelSpacing, ImagerPixelSpacing and NominalScannedPixelSpacing by the scale (also in
   the functional groups' Pixel Measures of enhanced objects), marks the
   image DERIVED/SECONDARY with a DerivationDescription and a SourceImageSequence pointing at the
-  source, gives it a new SOP Instance UID and keeps every other element (the series too; retired
-  group lengths are left to pydicom). Compressed sources are written uncompressed (Explicit VR
-  Little Endian); big-endian sources can be read, and written only as PNG/TIFF. Compressed pixel
-  data is decoded by pydicom's plugins: Pillow (JPEG baseline, JPEG 2000), GDCM (JPEG Lossless,
-  the usual compression of archived radiographs, and JPEG-LS) and pydicom itself (RLE).
+  source, gives it a new SOP Instance UID and puts it in a new series of the same study (see
+  `derived_series`; `keep_series=True` keeps the source's), and keeps every other element
+  (retired group lengths are left to pydicom). Compressed sources are written uncompressed
+  (Explicit VR Little Endian); big-endian sources can be read, and written only as PNG/TIFF.
+  Compressed pixel data is decoded by pydicom's plugins: Pillow (JPEG baseline, JPEG 2000), GDCM
+  (JPEG Lossless, the usual compression of archived radiographs, and JPEG-LS) and pydicom itself
+  (RLE).
 
 Every write goes to a temporary file in the target's folder, which is renamed over the target
 only when complete: a failure never leaves a partial file. Files that cannot be decoded raise
@@ -72,6 +74,10 @@ DICOM_RANGES = ("data", "bits", "window")
 # Physical pixel spacings (row spacing \ column spacing, mm) that shrink as the pixels get smaller.
 DICOM_SPACINGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
 JPEG_QUALITY = 95
+DEFAULT_DESCRIPTION = "Super-resolved by jaxsr (Real-ESRGAN)"
+# A derived series is numbered after its source series: this much higher (or this, without one).
+SERIES_NUMBER_OFFSET = 1000
+SERIES_DESCRIPTION_LENGTH = 64  # LO value representation.
 
 
 class UnreadableImageError(Exception):
@@ -205,11 +211,14 @@ def read_frames(path, *, dicom_range: str = "data") -> list[Image]:
 
 
 def write_image(path, image: Image, *, file_format: str | None = None,
-                description: str = "Super-resolved by jaxsr (Real-ESRGAN)") -> None:
+                description: str = DEFAULT_DESCRIPTION, series_description: str | None = None,
+                keep_series: bool = False) -> None:
   """Writes `image` atomically as `file_format` (one of FORMATS; default: from the suffix).
 
   PNG and TIFF are written at `image.bit_depth`; JPEG is 8-bit and has no alpha; DICOM needs a
-  DICOM source (`image.dicom`) and records `description` as its DerivationDescription.
+  DICOM source (`image.dicom`), records `description` as its DerivationDescription and goes in
+  a new series described by `series_description` (default: `description`), or with
+  `keep_series` in the source's series (see `derived_series`).
   """
   path = Path(path)
   file_format = file_format or SUFFIXES.get(path.suffix.lower())
@@ -218,7 +227,8 @@ def write_image(path, image: Image, *, file_format: str | None = None,
                      f"{sorted(SUFFIXES)} or pass file_format= one of {FORMATS}")
   # Everything that can be checked or prepared happens before the temporary file exists.
   if file_format == "dicom":
-    dataset = derived_dataset(image, description)
+    dataset = derived_dataset(image, description, series_description=series_description,
+                              keep_series=keep_series)
     _write_atomically(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
     return
   if file_format == "tiff":
@@ -241,18 +251,21 @@ def write_image(path, image: Image, *, file_format: str | None = None,
 
 
 def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str | None = None,
-                 description: str = "Super-resolved by jaxsr (Real-ESRGAN)") -> None:
+                 description: str = DEFAULT_DESCRIPTION, series_description: str | None = None,
+                 keep_series: bool = False) -> None:
   """Writes the `count` frames of one source (see `read_frames`) as one file, atomically.
 
   One frame is written by `write_image`. Several become one multi-frame DICOM (from a DICOM
   source) or a multi-page TIFF. `frames` may be a generator: each frame is converted to its
   stored samples as it arrives, so only those, never all float frames, are held at once.
+  `description`, `series_description` and `keep_series` are as for `write_image`.
   """
   path = Path(path)
   file_format = file_format or SUFFIXES.get(path.suffix.lower())
   frames = iter(frames)
   if count == 1:
-    write_image(path, next(frames), file_format=file_format, description=description)
+    write_image(path, next(frames), file_format=file_format, description=description,
+                series_description=series_description, keep_series=keep_series)
     return
   if file_format not in ("dicom", "tiff"):
     raise ValueError(f"{count} frames can be written as a multi-frame DICOM or a multi-page TIFF, "
@@ -282,7 +295,7 @@ def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str 
     stored[index] = values
   if first is None or index + 1 != count:
     raise ValueError(f"expected {count} frames, got {0 if first is None else index + 1}")
-  dataset = _derived_header(first, description)
+  dataset = _derived_header(first, description, series_description, keep_series)
   _set_pixel_data(dataset, stored)
   _write_atomically(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
 
@@ -576,12 +589,17 @@ def _first(value):
   return value[0] if isinstance(value, pydicom.multival.MultiValue) else value
 
 
-def derived_dataset(image: Image, description: str) -> pydicom.Dataset:
-  """The DICOM dataset of `image` (a DICOM source's pixels, maybe resized) as a derived image."""
+def derived_dataset(image: Image, description: str = DEFAULT_DESCRIPTION, *,
+                    series_description: str | None = None,
+                    keep_series: bool = False) -> pydicom.Dataset:
+  """The DICOM dataset of `image` (a DICOM source's pixels, maybe resized) as a derived image.
+
+  `description` becomes the DerivationDescription; the series is as `derived_series` says.
+  """
   if image.dicom is not None and image.dicom.frame is not None:
     raise ValueError("a frame of a multi-frame DICOM is written with its other frames: use "
                      "write_frames")
-  dataset = _derived_header(image, description)
+  dataset = _derived_header(image, description, series_description, keep_series)
   _set_pixel_data(dataset, _stored_values(image.pixels, image.dicom))
   return dataset
 
@@ -591,7 +609,35 @@ def _set_pixel_data(dataset: pydicom.Dataset, stored: np.ndarray) -> None:
   dataset["PixelData"].VR = "OW" if stored.itemsize > 1 else "OB"
 
 
-def _derived_header(image: Image, description: str) -> pydicom.Dataset:
+def derived_series(source: pydicom.Dataset, series_description: str) -> dict[str, object]:
+  """SeriesInstanceUID, SeriesNumber and SeriesDescription of the series derived from `source`'s.
+
+  Derived images belong in a series of their own in the source's study, not in the acquisition
+  series (a PACS would otherwise file the x4 image among the originals):
+  * SeriesInstanceUID: new, but the same for every image derived from one source series with one
+    `series_description` (a hash of the two, as `pydicom.uid.generate_uid` makes from entropy
+    sources), so the slices of a CT series written one file at a time, or an interrupted run
+    resumed, end up in one derived series. A source without a series UID is hashed by its SOP
+    Instance UID instead.
+  * SeriesNumber: the source's plus SERIES_NUMBER_OFFSET (1000), or 1000 without one.
+  * SeriesDescription: `series_description`, cut to the 64 characters DICOM allows (e.g.
+    "jaxsr x4 RealESRGAN_x4plus": name the model and the scale).
+  """
+  key = source.get("SeriesInstanceUID") or source.get("SOPInstanceUID") or ""
+  try:
+    number = int(source.get("SeriesNumber")) + SERIES_NUMBER_OFFSET
+  except (TypeError, ValueError):
+    number = SERIES_NUMBER_OFFSET
+  return {
+      "SeriesInstanceUID": pydicom.uid.generate_uid(
+          entropy_srcs=["jaxsr derived series", str(key), series_description]),
+      "SeriesNumber": number,
+      "SeriesDescription": series_description[:SERIES_DESCRIPTION_LENGTH],
+  }
+
+
+def _derived_header(image: Image, description: str, series_description: str | None = None,
+                    keep_series: bool = False) -> pydicom.Dataset:
   """The dataset of a derived image of `image`'s geometry, without its PixelData."""
   info = image.dicom
   if info is None:
@@ -646,6 +692,11 @@ def _derived_header(image: Image, description: str) -> pydicom.Dataset:
     dataset.SourceImageSequence = [reference]
   dataset.SOPInstanceUID = pydicom.uid.generate_uid()
   dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+  if not keep_series:
+    series = derived_series(source, description if series_description is None
+                            else series_description)
+    for keyword, value in series.items():
+      setattr(dataset, keyword, value)
   if "SOPClassUID" in dataset:
     dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
   return dataset

@@ -11,13 +11,20 @@ uint16, float -> float32 in [0, 1]. Gray images stay gray: the network sees the 
 three channels and BT.601 luma of its clipped output comes back, as Real-ESRGAN does. An alpha
 channel is resized separately with Lanczos (a mask should not get invented texture).
 
-Memory: `tile=0` (the default) runs the whole image in one jitted call, exactly as the PyTorch
-original with `--tile 0`; its activations grow with the image. With `tile > 0` the network only
-ever sees `tile + 2 * tile_pad` square windows (see `jaxsr.infer.tiling`), so what it needs is
-fixed, and output buffers larger than `memmap_above` bytes are `np.memmap`s on an unlinked
+Memory: `tile=0` (the default) runs the whole image in one jitted call on one device, exactly as
+the PyTorch original with `--tile 0`; its activations grow with the image. With `tile > 0` the
+network sees windows of at most `tile + 2 * tile_pad` pixels a side (see `jaxsr.infer.tiling`:
+an image that fits in one window runs at its own shape, larger ones all share one window shape,
+and every output pixel has `tile_pad` of context or the image border), so what it needs is
+bounded, and output buffers larger than `memmap_above` bytes are `np.memmap`s on an unlinked
 temporary file: a 3K x 3K radiograph x4 (a 12K x 12K output) does not need the output in RAM
 twice over. The `--outscale` Lanczos resize reads and writes in strips of rows, so it needs no
 full-size temporary either.
+
+Devices: with tiles, each batch of windows is split over a mesh of all local devices
+(`jaxsr.infer.devices`): every GPU or TPU chip of the host, or every CPU core once
+`devices.use_cpu_cores()` has run before JAX started (`python -m jaxsr.upscale` does). The batch
+is rounded up to a multiple of the device count, so by default each device gets one window.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import numpy as np
 import PIL.Image
 
 from jaxsr import checkpoint
+from jaxsr.infer import devices as devices_lib
 from jaxsr.infer import imageio
 from jaxsr.infer import tiling
 
@@ -117,34 +125,47 @@ class Upscaler:
     model_dir: a generator directory (`python -m jaxsr.convert`); anything else is refused with
       a `checkpoint.CheckpointError`.
     dtype: "fp32", or "bf16" to compute in bfloat16 (GPU/TPU; parameters stay fp32).
-    tile: tile core size in input pixels; 0 runs each image whole. Images smaller than a tile
-      use the smallest power-of-two tile that covers them, so small inputs do not pay for a
-      large window and the network still compiles for few shapes.
-    tile_pad: context on each side of a tile, and the width of the cross-fade between tiles.
-      RRDBNet sees far beyond any practical pad, so tiles differ slightly from a whole-image
-      run; with the real x4plus weights (tile 64, a fundus crop) the largest difference was
-      20 / 18 / 8 / 6 levels of 255 for pads 10 / 16 / 24 / 32 (mean 0.7 / 0.5 / 0.4 / 0.3).
+    tile: 0 runs each image whole (on one device). Otherwise the original's tile size: windows
+      are `tile + 2 * tile_pad` pixels, less than `tile` apart, and an image that fits in one
+      window runs at its own shape (compiled once per shape; see `jaxsr.infer.tiling`).
+    tile_pad: context every output pixel gets on each side that is not the image border; where
+      neighbouring windows both have it, they are cross-faded. RRDBNet sees far beyond any
+      practical pad, so tiles differ slightly from a whole-image run, as the original's do: with
+      the real x4plus weights (tile 64, a 160 x 160 fundus crop, every pixel) the largest
+      difference was 16 / 10 / 6 / 2 levels of 255 for pads 10 / 16 / 24 / 32 (mean 0.40 /
+      0.25 / 0.15 / 0.06), where the original's tiling gives 26 / 18 / 11 / 6 (mean 0.80 /
+      0.58 / 0.34 / 0.19). An image that fits in one window is exact.
     pre_pad: whole-image mode only: reflected rows/columns added at the bottom/right and
       cropped from the output, as the original's `--pre_pad` (tiles get `tile_pad` of context
-      on every side instead).
-    batch: tiles per device call.
+      on every side that is not the image border instead).
+    batch: windows per device call, rounded up to a multiple of the number of devices.
+    devices: the devices each batch is split over (default: every local device; see
+      `jaxsr.infer.devices`). Whole-image mode uses the first only.
   """
 
   def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0, tile_pad: int = 24,
-               pre_pad: int = 0, batch: int = 1):
+               pre_pad: int = 0, batch: int = 1, devices=None):
     if dtype not in DTYPES:
       raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     for name, value, least in (("tile", tile, 0), ("tile_pad", tile_pad, 0),
                                ("pre_pad", pre_pad, 0), ("batch", batch, 1)):
       if int(value) != value or value < least:
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    self.tile, self.tile_pad, self.pre_pad, self.batch = tile, tile_pad, pre_pad, batch
+    devices = list(jax.local_devices() if devices is None else devices)
+    if tile == 0:
+      devices = devices[:1]  # One whole image per call: nothing to split.
+    self.mesh = devices_lib.batch_mesh(devices)
+    self.devices: int = len(devices)
+    self.tile, self.tile_pad, self.pre_pad = tile, tile_pad, pre_pad
+    self.batch: int = devices_lib.round_up(batch, self.devices)
     variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
     self.scale: int = int(metadata.arch["scale"])
     module = checkpoint.build_model(metadata, DTYPES[dtype])
     self.input_multiple: int = module.input_multiple
-    self._variables = jax.device_put(variables)
+    replicated = devices_lib.replicated(self.mesh)
+    split = devices_lib.batch_split(self.mesh)
+    self._variables = jax.device_put(variables, replicated)
 
     def network(variables, batch):
       return module.apply(variables, batch).astype(jnp.float32)
@@ -159,18 +180,17 @@ class Upscaler:
       return jnp.sum(out * LUMA_BT601, axis=-1, keepdims=True)
 
     self._network = jax.jit(network)
-    # (B, h, w, 3 | 1) -> (B, scale*h, scale*w, 3 | 1) in [0, 1], by input channel count.
-    self._clipped = {3: jax.jit(rgb), 1: jax.jit(gray)}
+    # (B, h, w, 3 | 1) -> (B, scale*h, scale*w, 3 | 1) in [0, 1], by input channel count; the
+    # batch (a multiple of the device count) is split over the mesh, the result gathered back.
+    self._clipped = {channels: jax.jit(fn, in_shardings=(replicated, split), out_shardings=split)
+                     for channels, fn in ((3, rgb), (1, gray))}
 
   def network(self, batch: jax.Array) -> jax.Array:
-    """The raw network on an NHWC float batch (no padding, no clipping); jitted per shape."""
-    return self._network(self._variables, batch)
+    """The raw network on an NHWC float batch (no padding, no clipping); jitted per shape.
 
-  def tile_for(self, height: int, width: int) -> int:
-    """The tile core size used for an image of this size (0: whole image)."""
-    if self.tile == 0:
-      return 0
-    return min(self.tile, 1 << (max(height, width) - 1).bit_length())
+    Not split over the devices (any batch size works); each device of the mesh computes it.
+    """
+    return self._network(self._variables, batch)
 
   def output_size(self, height: int, width: int, outscale: float | None = None) -> tuple[int, int]:
     """(rows, columns) of the result for an input of `height` x `width`."""
@@ -198,7 +218,7 @@ class Upscaler:
     network_out = buffer((self.scale * height, self.scale * width, channels))
     tiling.upscale_tiled(
         pixels, functools.partial(self._clipped[channels], self._variables), scale=self.scale,
-        tile=self.tile_for(height, width), tile_pad=self.tile_pad, batch=self.batch,
+        tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, batch_multiple=self.devices,
         pad_multiple=self.input_multiple, pre_pad=self.pre_pad, out=network_out,
         progress=progress)
     if target == network_out.shape[:2]:

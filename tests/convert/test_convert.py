@@ -1,6 +1,11 @@
-"""`python -m jaxsr.convert`: .pth -> model dir -> .pth, ncnn files, and every kind of bad input."""
+"""`python -m jaxsr.convert`: .pth -> model dir -> .pth / .safetensors, ncnn files, and every kind
+of bad input."""
 
+import os
+import stat
 import struct
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -312,3 +317,104 @@ def test_conversion_failure_mid_save_leaves_nothing(tmp_path, monkeypatch):
   with pytest.raises(OSError, match="disk full"):
     cli.main([str(src), "-o", str(tmp_path / "out")])
   assert_nothing_written(tmp_path, before)
+
+
+# --------------------------------------------------------------------------- exports
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_safetensors_export_holds_exactly_the_official_keys_and_loads_strict(tmp_path, scale):
+  from safetensors.torch import load_file
+
+  net = small_generator(scale=scale, seed=5)
+  src = save_pth(tmp_path / "gen.pth", {"params_ema": net.state_dict()})
+  assert run_cli(src, "-o", tmp_path / "gen") == 0
+  assert run_cli("--to-torch", tmp_path / "gen", "-o", tmp_path / "gen.safetensors") == 0
+
+  state = load_file(tmp_path / "gen.safetensors")
+  official = net.state_dict()
+  assert sorted(state) == sorted(official)  # Flat: no params_ema wrapper, no extra entries.
+  for key, value in official.items():
+    assert state[key].dtype == torch.float32 and torch.equal(state[key], value), key
+  fresh = tn.RRDBNet(scale=scale, num_block=2, num_feat=16, num_grow_ch=8).eval()
+  fresh.load_state_dict(state, strict=True)
+  x = torch.rand(2, 3, 12, 8)
+  with torch.no_grad():
+    assert torch.equal(fresh(x), net(x))
+
+
+def test_discriminator_safetensors_keeps_the_spectral_norm_keys(tmp_path):
+  from safetensors.torch import load_file
+
+  torch.manual_seed(1)
+  net = tn.UNetDiscriminatorSN(num_feat=8)
+  with torch.no_grad():
+    net(torch.rand(1, 3, 16, 16))  # Non-initial u, v.
+  assert run_cli(save_pth(tmp_path / "netD.pth", {"params": net.state_dict()}),
+                 "-o", tmp_path / "netD") == 0
+  assert run_cli("--to-torch", tmp_path / "netD", "-o", tmp_path / "netD.safetensors") == 0
+  state = load_file(tmp_path / "netD.safetensors")
+  assert sorted(state) == sorted(net.state_dict())
+  fresh = tn.UNetDiscriminatorSN(num_feat=8)
+  fresh.load_state_dict(state, strict=True)
+  for key, value in net.state_dict().items():
+    assert torch.equal(fresh.state_dict()[key], value), key
+
+
+_TORCH_FREE_EXPORT = """
+import sys
+
+class NoTorch:  # Any attempt to import torch fails, as on a machine without it.
+  def find_spec(self, name, path=None, target=None):
+    if name == "torch" or name.startswith("torch."):
+      raise ImportError(f"{name} is not installed here")
+    return None
+
+if sys.argv[3] == "block":
+  sys.meta_path.insert(0, NoTorch())
+from jaxsr.convert import __main__ as cli
+status = cli.main(["--to-torch", sys.argv[1], "-o", sys.argv[2]])
+print(status, "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("mode", ["block", "watch"])
+def test_safetensors_export_does_not_import_torch(tmp_path, mode):
+  # "block": torch cannot be imported at all, and the export still works; "watch": torch is
+  # installed, and the export leaves it unimported.
+  net = small_generator(seed=6)
+  assert run_cli(save_pth(tmp_path / "g.pth", net.state_dict()), "-o", tmp_path / "g") == 0
+  run = subprocess.run([sys.executable, "-c", _TORCH_FREE_EXPORT, str(tmp_path / "g"),
+                        str(tmp_path / "g.safetensors"), mode],
+                       capture_output=True, text=True, timeout=300, check=False,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert run.stdout.split()[-2:] == ["0", "False"], run.stdout + run.stderr[-2000:]
+  from safetensors.torch import load_file
+  fresh = tn.RRDBNet(scale=4, num_block=2, num_feat=16, num_grow_ch=8)
+  fresh.load_state_dict(load_file(tmp_path / "g.safetensors"), strict=True)
+
+
+@pytest.mark.parametrize("name", ["g.pth", "g.safetensors"])
+def test_exports_are_written_with_the_usual_file_mode(tmp_path, name):
+  # Like any new file: 0666 less the umask (0644 under the usual 022), not a temporary file's
+  # 0600, so other users and services can read a shared model.
+  net = small_generator(seed=7)
+  assert run_cli(save_pth(tmp_path / "src.pth", net.state_dict()), "-o", tmp_path / "g") == 0
+  previous = os.umask(0o022)
+  try:
+    assert run_cli("--to-torch", tmp_path / "g", "-o", tmp_path / name) == 0
+    os.umask(0o027)
+    assert run_cli("--to-torch", tmp_path / "g", "-o", tmp_path / "strict" / name) == 0
+  finally:
+    os.umask(previous)
+  assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+  assert stat.S_IMODE((tmp_path / "strict" / name).stat().st_mode) == 0o640
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["src.pth", "g", "strict", name])
+
+
+def test_export_to_an_unknown_format_is_refused(tmp_path, capsys):
+  net = small_generator(seed=8)
+  assert run_cli(save_pth(tmp_path / "src.pth", net.state_dict()), "-o", tmp_path / "g") == 0
+  assert run_cli("--to-torch", tmp_path / "g", "-o", tmp_path / "g.onnx") == 2
+  assert "cannot tell the export format from g.onnx" in capsys.readouterr().err
+  assert not (tmp_path / "g.onnx").exists()

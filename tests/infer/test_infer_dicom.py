@@ -19,10 +19,12 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from jaxsr.infer import imageio
 
+# The series a derived image is put in (a new one of the same study, unless keep_series).
+SERIES = {"SeriesInstanceUID", "SeriesNumber", "SeriesDescription"}
 # Elements a derived image is expected to change; everything else must be copied unchanged.
 CHANGED = {"Rows", "Columns", "PixelData", "SOPInstanceUID", "ImageType", "DerivationDescription",
            "SourceImageSequence", "PixelSpacing", "ImagerPixelSpacing", "SmallestImagePixelValue",
-           "LargestImagePixelValue"}
+           "LargestImagePixelValue"} | SERIES
 COLOUR_CHANGED = CHANGED | {"PhotometricInterpretation", "PlanarConfiguration"}
 
 
@@ -31,8 +33,11 @@ def nearest_x2(a: np.ndarray) -> np.ndarray:
 
 
 def write_fixture(path, stored, *, photometric="MONOCHROME2", bits_stored=12, slope=None,
-                  intercept=None, window=None):
-  """A single-frame CT-like DICOM file with `stored` (int16 or uint16) as its pixel data."""
+                  intercept=None, window=None, series=None):
+  """A single-frame CT-like DICOM file with `stored` (int16 or uint16) as its pixel data.
+
+  `series`: {keyword: value} of series elements (default: a new SeriesInstanceUID alone).
+  """
   meta = FileMetaDataset()
   meta.MediaStorageSOPClassUID = CTImageStorage
   meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -52,6 +57,8 @@ def write_fixture(path, stored, *, photometric="MONOCHROME2", bits_stored=12, sl
     ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = slope, intercept, "HU"
   if window is not None:
     ds.WindowCenter, ds.WindowWidth = window
+  for keyword, value in (series or {}).items():
+    setattr(ds, keyword, value)
   block = ds.private_block(0x0009, "JAXSR TEST", create=True)
   block.add_new(0x01, "LO", "kept as is")
   ds.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
@@ -77,6 +84,12 @@ def assert_derived_from(source, written, description):
   (reference,) = written.SourceImageSequence
   assert reference.ReferencedSOPInstanceUID == source.SOPInstanceUID
   assert reference.ReferencedSOPClassUID == source.SOPClassUID
+  # A new series of the same study, described (without a series description) by `description`.
+  assert written.StudyInstanceUID == source.StudyInstanceUID
+  assert written.SeriesInstanceUID != source.SeriesInstanceUID
+  assert written.SeriesInstanceUID.is_valid
+  assert written.SeriesNumber == int(source.get("SeriesNumber") or 0) + 1000
+  assert written.SeriesDescription == description[:64]
 
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
@@ -307,3 +320,57 @@ def test_big_endian_source_reads_but_is_not_written_as_dicom(tmp_path):
     imageio.write_image(tmp_path / "out.dcm", image)
   imageio.write_image(tmp_path / "out.png", image)  # PNG/TIFF remain possible.
   assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_derived_images_go_in_a_new_series_of_the_same_study(tmp_path):
+  # Two slices of one CT series, written one file at a time (as `python -m jaxsr.upscale` does
+  # for a folder): both land in one new series, numbered after the source's and described by
+  # the model and the scale. Another derivation of the same series gets a series of its own.
+  study, series = generate_uid(), generate_uid()
+  source_series = {"StudyInstanceUID": study, "SeriesInstanceUID": series, "SeriesNumber": 3,
+                   "SeriesDescription": "CHEST 1.0 B30f"}
+  rng = np.random.default_rng(11)
+  written = []
+  for index in range(2):
+    path = tmp_path / f"slice{index}.dcm"
+    write_fixture(path, rng.integers(0, 4000, (8, 6)).astype(np.uint16), series=source_series)
+    image = imageio.read_image(path)
+    out = tmp_path / f"slice{index}_x2.dcm"
+    imageio.write_image(out, image.with_pixels(nearest_x2(image.pixels)),
+                        description="Super-resolved x2", series_description="jaxsr x2 x4plus")
+    written.append(pydicom.dcmread(out))
+  first, second = written
+  assert first.SeriesInstanceUID == second.SeriesInstanceUID != series
+  assert first.SeriesInstanceUID.is_valid
+  assert first.StudyInstanceUID == second.StudyInstanceUID == study
+  assert (first.SeriesNumber, first.SeriesDescription) == (1003, "jaxsr x2 x4plus")
+  assert first.SOPInstanceUID != second.SOPInstanceUID
+  assert first.DerivationDescription == "Super-resolved x2"
+
+  image = imageio.read_image(tmp_path / "slice0.dcm")
+  imageio.write_image(tmp_path / "other.dcm", image.with_pixels(nearest_x2(image.pixels)),
+                      series_description="jaxsr x2 another model")
+  other = pydicom.dcmread(tmp_path / "other.dcm")
+  assert other.SeriesInstanceUID not in (series, first.SeriesInstanceUID)
+
+
+def test_keep_series_leaves_the_source_series(tmp_path):
+  series = {"SeriesInstanceUID": generate_uid(), "SeriesNumber": 7, "SeriesDescription": "PA"}
+  write_fixture(tmp_path / "in.dcm", np.arange(48, dtype=np.uint16).reshape(8, 6), series=series)
+  image = imageio.read_image(tmp_path / "in.dcm")
+  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)),
+                      series_description="jaxsr x2 x4plus", keep_series=True)
+  written = pydicom.dcmread(tmp_path / "out.dcm")
+  assert {k: written[k].value for k in SERIES} == series
+  assert written.SOPInstanceUID != pydicom.dcmread(tmp_path / "in.dcm").SOPInstanceUID
+
+
+def test_series_without_a_number_and_a_long_description(tmp_path):
+  write_fixture(tmp_path / "in.dcm", np.arange(48, dtype=np.uint16).reshape(8, 6))
+  image = imageio.read_image(tmp_path / "in.dcm")
+  long_name = "jaxsr x4 " + "a_fine_tuned_generator_with_a_very_long_name" * 2
+  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)),
+                      series_description=long_name)
+  written = pydicom.dcmread(tmp_path / "out.dcm")
+  assert written.SeriesNumber == 1000
+  assert written.SeriesDescription == long_name[:64]  # LO holds 64 characters.

@@ -17,11 +17,12 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 from jaxsr.infer import imageio
-from tests.infer.test_infer_dicom import assert_derived_from, assert_other_elements_kept, nearest_x2
+from tests.infer.test_infer_dicom import (SERIES, assert_derived_from, assert_other_elements_kept,
+                                         nearest_x2)
 
 FRAME_CHANGED = {"Rows", "Columns", "PixelData", "SOPInstanceUID", "ImageType",
                  "DerivationDescription", "SourceImageSequence", "SharedFunctionalGroupsSequence",
-                 "PerFrameFunctionalGroupsSequence"}
+                 "PerFrameFunctionalGroupsSequence"} | SERIES
 
 
 def upscale_frames(frames):

@@ -29,7 +29,7 @@ def files_under(folder):
   return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def write_cr(path, stored, *, bits_stored=12):
+def write_cr(path, stored, *, bits_stored=12, series_uid=None):
   """A small MONOCHROME1 computed-radiography DICOM file holding `stored` (uint16)."""
   meta = FileMetaDataset()
   meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
@@ -39,7 +39,7 @@ def write_cr(path, stored, *, bits_stored=12):
   ds.SOPClassUID = ComputedRadiographyImageStorage
   ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
   ds.PatientName, ds.PatientID, ds.Modality = "Test^Patient", "P-0001", "CR"
-  ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+  ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
   ds.Rows, ds.Columns = stored.shape
   ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
   ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, 11, 0
@@ -211,10 +211,32 @@ def test_dicom_in_dicom_out_keeps_its_conventions(models, tmp_path, radiograph):
   assert out.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
   assert "Super-resolved x2 by jaxsr" in out.DerivationDescription
   assert (out.PatientName, out.StudyInstanceUID) == (source.PatientName, source.StudyInstanceUID)
+  # A new series of the same study, named after the model and the scale.
+  assert out.SeriesInstanceUID != source.SeriesInstanceUID
+  assert (out.SeriesNumber, out.SeriesDescription) == (1000, "jaxsr x2 x2_f16_s2")
   # Back to stored values: invert the luma (MONOCHROME1) and undo the data-range mapping.
   sr = reference.torch_sr_gray(nets[2], shown)
   expected = np.round(stored.min() + (1.0 - sr) * (stored.max() - stored.min()))
   assert np.abs(out.pixel_array.astype(int) - expected).max() <= 1
+
+
+def test_a_series_folder_goes_to_one_new_series_or_stays_with_keep_series(models, tmp_path):
+  _, dirs = models
+  series = generate_uid()
+  (tmp_path / "in").mkdir()
+  for index in range(2):
+    write_cr(tmp_path / "in" / f"IM{index}.dcm",
+             np.arange(100 * index, 100 * index + 144, dtype=np.uint16).reshape(12, 12),
+             series_uid=series)
+  assert run("-i", tmp_path / "in", "-o", tmp_path / "new", "--model", dirs[2]) == 0
+  assert run("-i", tmp_path / "in", "-o", tmp_path / "kept", "--model", dirs[2],
+             "--keep-series") == 0
+  new = [pydicom.dcmread(tmp_path / "new" / f"IM{i}.dcm") for i in range(2)]
+  kept = [pydicom.dcmread(tmp_path / "kept" / f"IM{i}.dcm") for i in range(2)]
+  assert new[0].SeriesInstanceUID == new[1].SeriesInstanceUID != series
+  assert all(ds.SeriesDescription == "jaxsr x2 x2_f16_s2" for ds in new)
+  assert all(ds.SeriesInstanceUID == series and "SeriesDescription" not in ds for ds in kept)
+  assert len({ds.SOPInstanceUID for ds in new + kept}) == 4
 
 
 def test_skip_existing_leaves_outputs_alone(models, tmp_path, capsys):

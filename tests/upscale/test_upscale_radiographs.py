@@ -20,7 +20,8 @@ from tests.upscale import reference
 RADIOGRAPHS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm")
 # Elements a derived image is expected to change; every other one must be copied unchanged.
 CHANGED = {"Rows", "Columns", "PixelData", "SOPInstanceUID", "ImageType", "DerivationDescription",
-           "SourceImageSequence", "PixelSpacing", "ImagerPixelSpacing"}
+           "SourceImageSequence", "PixelSpacing", "ImagerPixelSpacing",
+           "SeriesInstanceUID", "SeriesNumber", "SeriesDescription"}  # A new series.
 # An output pixel of a one-block x2 RRDBNet depends on input pixels up to 38 away: 17 3x3 convs
 # at half resolution after pixel-unshuffle (34, +1 for the 2x2 block), conv_up1 at input
 # resolution (1) and conv_up2, conv_hr, conv_last at x2 (3/2).

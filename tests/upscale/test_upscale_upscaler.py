@@ -20,36 +20,48 @@ from tests.upscale import reference
 
 # An output pixel of a one-block x4 RRDBNet depends on input pixels up to 19 away: 17 3x3 convs
 # at input resolution (conv_first, 15 in the RRDB, conv_body), then conv_up1 at x2 (1/2 input
-# pixel) and conv_up2, conv_hr, conv_last at x4 (3/4).
+# pixel) and conv_up2, conv_hr, conv_last at x4 (3/4). Tests use tile_pad >= 19 where they
+# expect the whole-image output exactly.
 RECEPTIVE_RADIUS_X4 = 19
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_tiled_equals_whole_image_pytorch_away_from_the_border(models, channels):
-  # A tile contributes where it has tile_pad // 2 = 20 >= 19 input pixels of context, so inside
-  # the image the tiled result must be the whole-image network's, to float rounding (1e-5).
-  # Within 19 pixels of the border they differ: tiles see reflected pixels there, PyTorch's
-  # convolutions zeros.
+def test_tiled_equals_whole_image_pytorch_everywhere(models, channels):
+  # Every output pixel has tile_pad = 40 >= 19 input pixels of context, or the image border
+  # where PyTorch's convolutions zero-pad just as on the whole image: so the tiled result is the
+  # whole-image network's at every pixel, border included, to float rounding (1e-5).
   nets, dirs = models
   rng = np.random.default_rng(channels)
-  image = rng.random((80, 72, channels), np.float32)
-  tiled = Upscaler(dirs[4], tile=40, tile_pad=40, batch=3).upscale(image)
+  image = rng.random((130, 112, channels), np.float32)
+  tile_pad = 40
+  assert tile_pad >= RECEPTIVE_RADIUS_X4
+  tiled = Upscaler(dirs[4], tile=40, tile_pad=tile_pad, batch=3).upscale(image)
   if channels == 3:
     whole = np.clip(reference.torch_sr(nets[4], image), 0, 1)
   else:
     whole = reference.torch_sr_gray(nets[4], image[..., 0])[..., None]
-  assert tiled.shape == (320, 288, channels) and tiled.dtype == np.float32
-  inner = slice(4 * RECEPTIVE_RADIUS_X4, -4 * RECEPTIVE_RADIUS_X4)
-  np.testing.assert_allclose(tiled[inner, inner], whole[inner, inner], atol=1e-5)
-  assert np.abs(tiled - whole).max() > 1e-3  # The border band differs, as it should.
+  assert tiled.shape == (520, 448, channels) and tiled.dtype == np.float32
+  np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
-def test_tiles_shrink_to_a_power_of_two_for_small_images(models):
+def test_small_images_run_at_their_own_shape_and_large_ones_share_one(models):
   _, dirs = models
-  up = Upscaler(dirs[4], tile=256)
-  assert [up.tile_for(h, w) for h, w in [(20, 30), (64, 64), (65, 10), (300, 40), (1000, 900)]] \
-      == [32, 64, 128, 256, 256]
-  assert Upscaler(dirs[4]).tile_for(5000, 5000) == 0  # Default: whole image.
+  up = Upscaler(dirs[4], tile=32, tile_pad=8, batch=3)
+  shapes = set()
+  clipped = up._clipped[3]
+
+  def recording(variables, batch):
+    shapes.add(batch.shape)
+    return clipped(variables, batch)
+
+  up._clipped = {3: recording}
+  rng = np.random.default_rng(3)
+  for size in [(20, 30), (48, 48), (49, 60), (100, 61), (20, 30)]:
+    up.upscale(rng.random(size + (3,), np.float32))
+  # (48, 48) fits in one 32 + 2 * 8 window; the two larger ones share the 48 x 48 window shape
+  # (in batches of 3); (20, 30) runs as itself, in a batch of one per device.
+  assert shapes == {(1, 20, 30, 3), (1, 48, 48, 3), (3, 48, 48, 3)}
+  assert Upscaler(dirs[4]).tile == 0  # Default: whole image.
 
 
 @pytest.mark.parametrize("size,target", [((203, 150), (101, 75)), ((200, 150), (150, 113)),
@@ -91,8 +103,7 @@ def test_alpha_is_lanczos_resized_apart_from_the_colour(models):
   alpha = np.clip(reference.lanczos(rgba[..., 3] / np.float32(255), 192, 176), 0, 1)
   assert np.abs(out[..., 3].astype(int) - np.round(alpha * 255)).max() <= 1
   rgb = np.clip(reference.torch_sr(nets[4], rgba[..., :3] / np.float32(255)), 0, 1)
-  inner = slice(4 * RECEPTIVE_RADIUS_X4, -4 * RECEPTIVE_RADIUS_X4)
-  assert np.abs(out[inner, inner, :3].astype(int) - np.round(rgb * 255)[inner, inner]).max() <= 1
+  assert np.abs(out[..., :3].astype(int) - np.round(rgb * 255)).max() <= 1
 
 
 def test_one_upscaler_serves_several_threads(models):
@@ -112,6 +123,50 @@ def test_bad_settings_are_refused_before_loading(models):
   for settings in ({"tile": -1}, {"batch": 0}, {"tile_pad": 2.5}, {"dtype": "fp16"}):
     with pytest.raises(ValueError):
       Upscaler(dirs[4], **settings)
+
+
+_DEVICES_PROBE = textwrap.dedent("""
+    import json, sys
+    from jaxsr.infer import devices
+    count = devices.use_cpu_cores(int(sys.argv[2]))
+    import jax, numpy as np
+    from jaxsr.infer.upscaler import Upscaler
+
+    up = Upscaler(sys.argv[1], tile=16, tile_pad=20, batch=3)
+    image = np.random.default_rng(0).random((45, 38, 3), np.float32)
+    out = up.upscale(image)
+    windows = np.zeros((up.batch, 56, 56, 3), np.float32)
+    placed = up._clipped[3](up._variables, windows).sharding.device_set
+    np.save(sys.argv[3], out)
+    print(json.dumps({"count": count, "devices": len(jax.devices()), "batch": up.batch,
+                      "upscaler_devices": up.devices, "placed": len(placed)}))
+""")
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_windows_are_split_over_one_cpu_device_per_core(models, tmp_path, cores):
+  # A fresh process (the device count is chosen before JAX starts): with two CPU devices the
+  # batch of 3 becomes 4, the result of each call lies on both devices, and the image is the
+  # one-device result to float rounding, and the whole-image PyTorch output.
+  nets, dirs = models
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  run = subprocess.run([sys.executable, "-c", _DEVICES_PROBE, str(dirs[4]), str(cores),
+                        str(tmp_path / "out.npy")], env=env, capture_output=True, text=True,
+                       timeout=300, check=False)
+  assert run.returncode == 0, run.stderr[-3000:]
+  result = json.loads(run.stdout.strip().splitlines()[-1])
+  assert result == {"count": cores, "devices": cores, "batch": 3 if cores == 1 else 4,
+                    "upscaler_devices": cores, "placed": cores}
+  image = np.random.default_rng(0).random((45, 38, 3), np.float32)
+  np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
+                             np.clip(reference.torch_sr(nets[4], image), 0, 1), atol=1e-5)
+
+
+def test_whole_image_mode_uses_one_device(models):
+  _, dirs = models
+  up = Upscaler(dirs[4], batch=3)
+  assert (up.devices, up.batch) == (1, 3)
 
 
 _MEMORY_PROBE = textwrap.dedent("""
