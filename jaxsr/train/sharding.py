@@ -7,12 +7,13 @@ multi-GPU box or a TPU pod slice.
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxsr.infer import devices
 
 DATA_AXIS = "data"
 
@@ -76,21 +77,16 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   jax.distributed.initialize(**kwargs)
 
 
-def use_cpu_cores(global_batch_size: int) -> int:
-  """One CPU device per core that the batch can use; returns the CPU device count.
+def use_cpu_cores(global_batch_size: int) -> int | None:
+  """One CPU device per core that the batch can use; returns the count set (None: unchanged).
 
   XLA's CPU backend runs a convolution on one core, so a single CPU device leaves the other cores
   idle (1 and 2 threads take the same time). One device per core, with the batch split over them
   by the mesh, uses them all. The count is the largest divisor of the batch that is at most the
-  number of cores, so every device gets the same share. Must run before JAX's backends start;
-  it only concerns the CPU backend (GPUs and TPUs are unaffected), and an explicit
-  --xla_force_host_platform_device_count in XLA_FLAGS or a JAX_NUM_CPU_DEVICES wins.
+  number of cores, so every device gets the same share. See `jaxsr.infer.devices.use_cpu_cores`
+  for when it applies (before JAX starts; an explicit device count wins; CPU backend only).
   """
-  if ("xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
-      or os.environ.get("JAX_NUM_CPU_DEVICES")):
-    return -1
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  count = max(d for d in range(1, max(1, min(cores or 1, global_batch_size)) + 1)
+  cores = devices.cpu_cores()
+  count = max(d for d in range(1, max(1, min(cores, global_batch_size)) + 1)
               if global_batch_size % d == 0)
-  jax.config.update("jax_num_cpu_devices", count)
-  return count
+  return devices.use_cpu_cores(count)
