@@ -63,6 +63,11 @@ def batch_split(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
 
 
+def row_split(mesh: Mesh) -> NamedSharding:
+  """An NHWC batch's rows (axis 1) split over the mesh's devices: one image spread spatially."""
+  return NamedSharding(mesh, PartitionSpec(None, BATCH_AXIS))
+
+
 def round_up(batch: int, devices: int) -> int:
   """The smallest multiple of `devices` that is at least `batch`."""
   return -(-batch // devices) * devices

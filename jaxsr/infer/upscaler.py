@@ -11,8 +11,9 @@ uint16, float -> float32 in [0, 1]. Gray images stay gray: the network sees the 
 three channels and BT.601 luma of its clipped output comes back, as Real-ESRGAN does. An alpha
 channel is resized separately with Lanczos (a mask should not get invented texture).
 
-Memory: `tile=0` (the default) runs the whole image in one jitted call on one device, exactly as
-the PyTorch original with `--tile 0`; its activations grow with the image. With `tile > 0` the
+Memory: `tile=0` (the default) runs the whole image in one jitted call, exactly as the PyTorch
+original with `--tile 0` (its rows split over the devices: XLA exchanges the halo rows, so the
+result is bit-identical to one device); its activations grow with the image. With `tile > 0` the
 network sees windows of at most `tile + 2 * tile_pad` pixels a side (see `jaxsr.infer.tiling`:
 an image that fits in one window runs at its own shape, larger ones all share one window shape,
 and every output pixel has `tile_pad` of context or the image border), so what it needs is
@@ -140,7 +141,7 @@ class Upscaler:
       on every side that is not the image border instead).
     batch: windows per device call, rounded up to a multiple of the number of devices.
     devices: the devices each batch is split over (default: every local device; see
-      `jaxsr.infer.devices`). Whole-image mode uses the first only.
+      `jaxsr.infer.devices`). A whole image (tile 0) is split over them by rows, exactly.
   """
 
   def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0, tile_pad: int = 24,
@@ -152,12 +153,11 @@ class Upscaler:
       if int(value) != value or value < least:
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     devices = list(jax.local_devices() if devices is None else devices)
-    if tile == 0:
-      devices = devices[:1]  # One whole image per call: nothing to split.
     self.mesh = devices_lib.batch_mesh(devices)
     self.devices: int = len(devices)
     self.tile, self.tile_pad, self.pre_pad = tile, tile_pad, pre_pad
-    self.batch: int = devices_lib.round_up(batch, self.devices)
+    # Whole images are split by rows instead (see below); a batch of one is all they need.
+    self.batch: int = devices_lib.round_up(batch, self.devices) if tile else batch
     variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
     self.scale: int = int(metadata.arch["scale"])
@@ -184,6 +184,26 @@ class Upscaler:
     # batch (a multiple of the device count) is split over the mesh, the result gathered back.
     self._clipped = {channels: jax.jit(fn, in_shardings=(replicated, split), out_shardings=split)
                      for channels, fn in ((3, rgb), (1, gray))}
+    if tile == 0:
+      self._clipped = {channels: self._split_rows(fn, replicated)
+                       for channels, fn in ((3, rgb), (1, gray))}
+
+  def _split_rows(self, fn, replicated):
+    """A whole image's jitted `fn` with its rows split over the devices.
+
+    XLA partitions each convolution by rows and exchanges the halo rows between devices, so the
+    result is the one-device result exactly (every output pixel sees the whole image), computed
+    by every core. A height the devices do not divide is computed whole on each of them.
+    """
+    rows = devices_lib.row_split(self.mesh)
+    spread = jax.jit(fn, in_shardings=(replicated, rows), out_shardings=rows)
+    # Every device computes the whole image: the wall time of one device, no transfers.
+    whole = jax.jit(fn, in_shardings=(replicated, replicated), out_shardings=replicated)
+
+    def apply(variables, batch):
+      return (spread if batch.shape[1] % self.devices == 0 else whole)(variables, batch)
+
+    return apply
 
   def network(self, batch: jax.Array) -> jax.Array:
     """The raw network on an NHWC float batch (no padding, no clipping); jitted per shape.
@@ -218,7 +238,8 @@ class Upscaler:
     network_out = buffer((self.scale * height, self.scale * width, channels))
     tiling.upscale_tiled(
         pixels, functools.partial(self._clipped[channels], self._variables), scale=self.scale,
-        tile=self.tile, tile_pad=self.tile_pad, batch=self.batch, batch_multiple=self.devices,
+        tile=self.tile, tile_pad=self.tile_pad, batch=self.batch,
+        batch_multiple=self.devices if self.tile else 1,
         pad_multiple=self.input_multiple, pre_pad=self.pre_pad, out=network_out,
         progress=progress)
     if target == network_out.shape[:2]:

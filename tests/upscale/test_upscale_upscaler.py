@@ -163,10 +163,39 @@ def test_windows_are_split_over_one_cpu_device_per_core(models, tmp_path, cores)
                              np.clip(reference.torch_sr(nets[4], image), 0, 1), atol=1e-5)
 
 
-def test_whole_image_mode_uses_one_device(models):
-  _, dirs = models
-  up = Upscaler(dirs[4], batch=3)
-  assert (up.devices, up.batch) == (1, 3)
+_ROWS_PROBE = textwrap.dedent("""
+    import json, sys
+    from jaxsr.infer import devices
+    devices.use_cpu_cores(2)
+    import jax, numpy as np
+    from jaxsr.infer.upscaler import Upscaler
+
+    up = Upscaler(sys.argv[1])
+    rng = np.random.default_rng(0)
+    even, odd = rng.random((44, 38, 3), np.float32), rng.random((45, 38, 3), np.float32)
+    placed = up._clipped[3](up._variables, even[None]).sharding.device_set
+    np.save(sys.argv[2], up.upscale(even))
+    np.save(sys.argv[3], up.upscale(odd))
+    print(json.dumps({"devices": up.devices, "placed": len(placed)}))
+""")
+
+
+def test_whole_image_mode_splits_rows_over_the_devices_exactly(models, tmp_path):
+  # Two CPU devices: an even height is computed on both (rows split, halos exchanged by XLA), an
+  # odd one on one device; both equal the PyTorch whole-image output.
+  nets, dirs = models
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  run = subprocess.run([sys.executable, "-c", _ROWS_PROBE, str(dirs[4]), str(tmp_path / "e.npy"),
+                        str(tmp_path / "o.npy")], env=env, capture_output=True, text=True,
+                       timeout=300, check=False)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert json.loads(run.stdout.strip().splitlines()[-1]) == {"devices": 2, "placed": 2}
+  rng = np.random.default_rng(0)
+  even, odd = rng.random((44, 38, 3), np.float32), rng.random((45, 38, 3), np.float32)
+  for name, image in (("e", even), ("o", odd)):
+    np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"),
+                               np.clip(reference.torch_sr(nets[4], image), 0, 1), atol=1e-5)
 
 
 _MEMORY_PROBE = textwrap.dedent("""
