@@ -48,14 +48,14 @@ def _read_source(src: Path, key: str | None):
     try:
       state = ncnn.read_rrdbnet(param, src.with_suffix(".bin"))
     except (ncnn.NcnnError, OSError) as e:
-      raise ConversionError(str(e)) from None
+      raise ConversionError(str(e)) from e
     source = {"file": param.name, "format": "ncnn", "sha256": _sha256(param),
               "bin_sha256": _sha256(src.with_suffix(".bin"))}
     return state, source
   try:
     state, info = read_state_dict(src, key)
   except TorchFileError as e:
-    raise ConversionError(str(e)) from None
+    raise ConversionError(str(e)) from e
   return state, {"file": src.name, "format": "pth", "sha256": _sha256(src), "key": info["key"]}
 
 
@@ -88,7 +88,7 @@ def convert(src: str | Path, out: str | Path | None = None, *, kind: str = "auto
   try:
     variables, arch = layouts.FROM_TORCH[kind](state)
   except layouts.LayoutError as e:
-    raise ConversionError(f"{src}: {e}") from None
+    raise ConversionError(f"{src}: {e}") from e
   metadata = checkpoint.ModelMetadata(kind=kind, arch=arch, source=source)
   return checkpoint.save(out, variables, metadata, overwrite=overwrite)
 
@@ -107,11 +107,11 @@ def export_torch(model_dir: str | Path, out: str | Path) -> Path:
   try:
     variables, metadata = checkpoint.load(model_dir)
   except checkpoint.CheckpointError as e:
-    raise ConversionError(str(e)) from None
+    raise ConversionError(str(e)) from e
   state = layouts.TO_TORCH[metadata.kind](variables)
   try:
     if suffix == ".safetensors":
       return write_safetensors(out, state)
     return write_state_dict(out, state, EXPORT_WRAPPER_KEY[metadata.kind])
   except TorchFileError as e:
-    raise ConversionError(str(e)) from None
+    raise ConversionError(str(e)) from e

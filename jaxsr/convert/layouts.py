@@ -84,7 +84,7 @@ def infer_generator_arch(state: Mapping[str, np.ndarray]) -> dict[str, int]:
     last = state["conv_last.weight"]
   except KeyError as e:
     raise LayoutError(f"not an RRDBNet generator: key {e.args[0]!r} is missing; "
-                      f"the file holds {describe_keys(state)}") from None
+                      f"the file holds {describe_keys(state)}") from e
   in_ch = int(first.shape[1])
   if in_ch not in _SCALE_FROM_IN_CHANNELS:
     raise LayoutError(f"conv_first takes {in_ch} input channels; Real-ESRGAN RRDBNets take 3 (x4), "

@@ -52,10 +52,10 @@ def read_state_dict(path: str | Path, key: str | None = None) -> tuple[dict[str,
         f"{path} was refused: it contains pickled Python objects other than tensors, and jaxsr "
         f"never unpickles those (torch.load weights_only=True). PyTorch said: {_first_line(e)}. "
         "If you trust the file, re-save just its state dict: "
-        "torch.save(torch.load(f, weights_only=False)['params_ema'], 'clean.pth').") from None
+        "torch.save(torch.load(f, weights_only=False)['params_ema'], 'clean.pth').") from e
   except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
     raise TorchFileError(f"{path} cannot be read as a PyTorch file; it is truncated, corrupt or "
-                         f"not a .pth at all ({type(e).__name__}: {_first_line(e)})") from None
+                         f"not a .pth at all ({type(e).__name__}: {_first_line(e)})") from e
   if not isinstance(obj, dict):
     raise TorchFileError(f"{path} holds a {type(obj).__name__}, not a state dict (a dict of tensors)")
 

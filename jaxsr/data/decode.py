@@ -79,7 +79,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     else:
       image = _decode_with_pillow(data)
   except CorruptImageError as e:
-    raise CorruptImageError(f"cannot decode image {name}: {e}") from None
+    raise CorruptImageError(f"cannot decode image {name}: {e}") from e
   except Exception as e:  # pylint: disable=broad-except
     # Decoders raise anything from OSError to zlib.error or TF errors; callers need one type.
     raise CorruptImageError(f"cannot decode image {name}: {type(e).__name__}: {e}") from e

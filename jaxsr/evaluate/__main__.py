@@ -172,7 +172,7 @@ def plan(args) -> Plan:
   try:
     protocol = build_protocol(args)
   except (ValueError, KeyError) as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   if args.name and len(args.name) != len(args.model):
     raise UsageError(f"{len(args.name)} --name for {len(args.model)} --model; "
                      "give one per model or none")
@@ -180,7 +180,7 @@ def plan(args) -> Plan:
     specs = [models.check(directory, name)
              for directory, name in zip(args.model, args.name or [None] * len(args.model))]
   except checkpoint.CheckpointError as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   names = [spec.name for spec in specs]
   if len(set(names)) != len(names) or protocol.baseline in names:
     raise UsageError(f"model names must be unique and not {protocol.baseline!r} (the baseline): "
@@ -196,7 +196,7 @@ def plan(args) -> Plan:
     data.check_unique(images)
     regions = parse_regions(args.region, [image.name for image in images], protocol.gt_size)
   except ValueError as e:  # DataError and bad --region.
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   existing = [f for f in RESULT_FILES if os.path.exists(os.path.join(args.out_dir, f))]
   if existing and not args.force:
     raise UsageError(f"{args.out_dir} already holds results ({', '.join(existing)}); "

@@ -72,7 +72,7 @@ def list_images(spec: str, *, split: Optional[str] = None, data_dir: Optional[st
                          f"pydicom-data:{name}")
               for name in _names(names, sources.PYDICOM_RADIOGRAPHS)]
   except (FileNotFoundError, ImportError) as e:  # Not installed, or no such bundled file.
-    raise DataError(f"--data {spec}: {e}") from None
+    raise DataError(f"--data {spec}: {e}") from e
   if kind == "tfds":
     if not names:
       raise DataError("tfds: needs a builder name, e.g. tfds:drive or "
@@ -149,7 +149,7 @@ def _tfds_images(name: str, split: Optional[str], data_dir: Optional[str],
   try:
     builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise DataError(f"tfds:{name}: no such TFDS data set ({str(e).splitlines()[0]})") from None
+    raise DataError(f"tfds:{name}: no such TFDS data set ({str(e).splitlines()[0]})") from e
   if not builder.is_prepared():
     if manual_dir is None:
       raise DataError(f"tfds:{name} is not prepared under {builder.data_dir}; pass --manual-dir "
@@ -162,7 +162,7 @@ def _tfds_images(name: str, split: Optional[str], data_dir: Optional[str],
       builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     except (FileNotFoundError, ValueError) as e:  # The builders name manual_dir and what to get.
-      raise DataError(f"tfds:{name}: cannot prepare from --manual-dir {manual_dir}: {e}") from None
+      raise DataError(f"tfds:{name}: cannot prepare from --manual-dir {manual_dir}: {e}") from e
   if split is None:
     splits = sorted(builder.info.splits)
     if len(splits) != 1:

@@ -34,10 +34,12 @@ def main(argv):
     sharding.use_cpu_cores(_CONFIG.value.batch_size)
   try:
     trainer.train(_CONFIG.value, _WORKDIR.value)
-  except (pretrained.PretrainedWeightsError, perceptual.PerceptualNetworkError,
-          trainer.NonFiniteLossError) as e:
+  except (pretrained.PretrainedWeightsError, perceptual.PerceptualNetworkError) as e:
     print(f"error: {e}", file=sys.stderr)
-    return 2
+    return 2  # The config names weights that are not there: a usage error.
+  except trainer.NonFiniteLossError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1  # A runtime failure: the last good checkpoint is intact.
   return 0
 
 

@@ -51,7 +51,7 @@ def build(config, dtype=jnp.float32) -> tuple[Callable | None, Any, dict[str, fl
     try:
       variables, _ = checkpoint.load(config.checkpoint, expect_kind="vgg19")
     except checkpoint.CheckpointError as e:
-      raise PerceptualNetworkError(f"{e}. To get VGG19 weights: {VGG19_HOWTO}") from None
+      raise PerceptualNetworkError(f"{e}. To get VGG19 weights: {VGG19_HOWTO}") from e
     module = vgg_lib.VGG19Features(layers=tuple(weights), dtype=dtype)
   elif network == "vgg16-lpips":
     weights = {vgg_lib.VGG16_EQUIVALENT[k]: w for k, w in weights.items()}

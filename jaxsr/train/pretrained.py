@@ -45,7 +45,7 @@ def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:
       try:
         convert.convert(path, target, kind=kind, overwrite=True)
       except convert.ConversionError as e:
-        raise PretrainedWeightsError(str(e)) from None
+        raise PretrainedWeightsError(str(e)) from e
     return target
   if not path.exists():
     raise PretrainedWeightsError(f"the {kind} weights {init!r} do not exist: {howto}")
@@ -57,7 +57,7 @@ def _load(init: str, kind: str, workdir: Path, howto: str) -> tuple[Any, checkpo
   try:
     return checkpoint.load(resolve(init, kind, workdir, howto), expect_kind=kind)
   except checkpoint.CheckpointError as e:
-    raise PretrainedWeightsError(str(e)) from None
+    raise PretrainedWeightsError(str(e)) from e
 
 
 def generator(init: str, arch, workdir: Path, howto: str, rng: jax.Array, lq_size: int,
