@@ -160,7 +160,7 @@ def evaluate_model_dirs(images_by_protocol: Mapping[str, Callable[[], Iterable[t
         images(), networks, protocol, os.path.join(out_dir, protocol_name), progress=progress,
         notes=[models_lib.note(net.spec, protocol.scale) for net in networks.values()],
         extra={"data": dict(data or {}),
-               "models": {name: models_lib.record(net.spec, protocol.scale, "fp32")
+               "model_details": {name: models_lib.record(net.spec, protocol.scale, "fp32")
                           for name, net in networks.items()}})
   return summaries
 

@@ -190,3 +190,30 @@ def test_every_protocol_option_lands_in_the_recorded_protocol(tmp_path):
   assert not (out / "comparison.png").exists()
   markdown = (out / "summary.md").read_text()
   assert "sigma 1.5, 9x9, edge border" in markdown and "Y (BT.601), 3 px border" in markdown
+
+
+def test_model_directories_by_protocol_record_their_provenance(tmp_path, nets):
+  # What a training run's final evaluation and the fine-tuning study call: each protocol scores
+  # its own images, every result file records the models' directories and weights.
+  from jaxsr.evaluate import run
+
+  rng = np.random.default_rng(1)
+  colour = rng.random((40, 40, 3)).astype(np.float32)
+  gray = np.repeat(rng.random((36, 36, 1)).astype(np.float32), 3, axis=-1)
+  summaries = run.evaluate_model_dirs(
+      {"custom": lambda: iter([("colour", colour), ("gray", gray)])},
+      {"tiny": str(nets["tiny"])}, str(tmp_path), data={"source": "test"}, progress=False)
+  summary = summaries["custom"]
+  assert summary["models"] == ["bicubic", "tiny"] and summary["images"] == ["colour", "gray"]
+  saved = json.loads((tmp_path / "custom" / "summary.json").read_text())
+  assert saved["data"] == {"source": "test"}
+  assert saved["model_details"]["tiny"]["directory"] == str(nets["tiny"])
+  assert saved["model_details"]["tiny"]["source"]["sha256"]
+  with open(tmp_path / "custom" / "per_image.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [(r["image"], r["model"]) for r in rows] == [
+      ("colour", "bicubic"), ("colour", "tiny"), ("gray", "bicubic"), ("gray", "tiny")]
+  assert run.parse_protocol_images("chest-x4:RG1_UNCR.dcm; retina-x2:a.png,b.png;custom:") == {
+      "chest-x4": ["RG1_UNCR.dcm"], "retina-x2": ["a.png", "b.png"], "custom": []}
+  with pytest.raises(ValueError, match="PROTOCOL:NAME"):
+    run.parse_protocol_images("chest:RG1")
