@@ -19,7 +19,7 @@ from jaxsr.train.config import offline_medical_config
 
 def get_config():
   config = offline_medical_config()
-  config.total_steps = 150
+  config.total_steps = 180
   config.log_every_steps = 10
   config.image_every_steps = 50
   config.checkpoint_every_steps = 50

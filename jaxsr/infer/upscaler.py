@@ -119,6 +119,46 @@ def resize_lanczos(image: np.ndarray, height: int, width: int, *,
   return out
 
 
+@functools.lru_cache(maxsize=16)
+def _jitted(module, mesh, *, whole_image: bool):
+  """(network, {channels: clipped}) jitted for `module` (a Flax module: hashable) on `mesh`.
+
+  `network(variables, batch)`: the raw NHWC output. `clipped[3]` / `clipped[1]`: (B, h, w, 3 | 1)
+  -> (B, scale*h, scale*w, 3 | 1) in [0, 1], by input channel count. Windows (tiles) are a batch
+  split over the mesh's devices (the batch is a multiple of their count). A whole image has its
+  rows split instead: XLA partitions each convolution by rows and exchanges the halo rows, so
+  the result is the one-device result exactly, computed by every core; a height the devices do
+  not divide is computed whole on each of them (the wall time of one device, no transfers).
+  """
+  def network(variables, batch):
+    return module.apply(variables, batch).astype(jnp.float32)
+
+  def rgb(variables, batch):
+    return jnp.clip(network(variables, batch), 0.0, 1.0)
+
+  def gray(variables, batch):
+    # Multiply-add rather than a matmul: on GPUs a default-precision matmul runs in TF32,
+    # whose 10-bit mantissa would cost 16-bit outputs dozens of levels.
+    out = rgb(variables, jnp.repeat(batch, 3, axis=-1))
+    return jnp.sum(out * LUMA_BT601, axis=-1, keepdims=True)
+
+  replicated = devices_lib.replicated(mesh)
+  if not whole_image:
+    split = devices_lib.batch_split(mesh)
+    clipped = {channels: jax.jit(fn, in_shardings=(replicated, split), out_shardings=split)
+               for channels, fn in ((3, rgb), (1, gray))}
+    return jax.jit(network), clipped
+  rows, count = devices_lib.row_split(mesh), mesh.devices.size
+
+  def split_rows(fn):
+    spread = jax.jit(fn, in_shardings=(replicated, rows), out_shardings=rows)
+    whole = jax.jit(fn, in_shardings=(replicated, replicated), out_shardings=replicated)
+    return lambda variables, batch: (spread if batch.shape[1] % count == 0 else whole)(
+        variables, batch)
+
+  return jax.jit(network), {channels: split_rows(fn) for channels, fn in ((3, rgb), (1, gray))}
+
+
 class Upscaler:
   """Super-resolves images with a jaxsr generator directory.
 
@@ -163,47 +203,10 @@ class Upscaler:
     self.scale: int = int(metadata.arch["scale"])
     module = checkpoint.build_model(metadata, DTYPES[dtype])
     self.input_multiple: int = module.input_multiple
-    replicated = devices_lib.replicated(self.mesh)
-    split = devices_lib.batch_split(self.mesh)
-    self._variables = jax.device_put(variables, replicated)
-
-    def network(variables, batch):
-      return module.apply(variables, batch).astype(jnp.float32)
-
-    def rgb(variables, batch):
-      return jnp.clip(network(variables, batch), 0.0, 1.0)
-
-    def gray(variables, batch):
-      # Multiply-add rather than a matmul: on GPUs a default-precision matmul runs in TF32,
-      # whose 10-bit mantissa would cost 16-bit outputs dozens of levels.
-      out = rgb(variables, jnp.repeat(batch, 3, axis=-1))
-      return jnp.sum(out * LUMA_BT601, axis=-1, keepdims=True)
-
-    self._network = jax.jit(network)
-    # (B, h, w, 3 | 1) -> (B, scale*h, scale*w, 3 | 1) in [0, 1], by input channel count; the
-    # batch (a multiple of the device count) is split over the mesh, the result gathered back.
-    self._clipped = {channels: jax.jit(fn, in_shardings=(replicated, split), out_shardings=split)
-                     for channels, fn in ((3, rgb), (1, gray))}
-    if tile == 0:
-      self._clipped = {channels: self._split_rows(fn, replicated)
-                       for channels, fn in ((3, rgb), (1, gray))}
-
-  def _split_rows(self, fn, replicated):
-    """A whole image's jitted `fn` with its rows split over the devices.
-
-    XLA partitions each convolution by rows and exchanges the halo rows between devices, so the
-    result is the one-device result exactly (every output pixel sees the whole image), computed
-    by every core. A height the devices do not divide is computed whole on each of them.
-    """
-    rows = devices_lib.row_split(self.mesh)
-    spread = jax.jit(fn, in_shardings=(replicated, rows), out_shardings=rows)
-    # Every device computes the whole image: the wall time of one device, no transfers.
-    whole = jax.jit(fn, in_shardings=(replicated, replicated), out_shardings=replicated)
-
-    def apply(variables, batch):
-      return (spread if batch.shape[1] % self.devices == 0 else whole)(variables, batch)
-
-    return apply
+    self._variables = jax.device_put(variables, devices_lib.replicated(self.mesh))
+    # Shared by every Upscaler of the same network, mesh and mode (jaxsr.evaluate runs several
+    # models of one architecture): each shape compiles once per process, not once per model.
+    self._network, self._clipped = _jitted(module, self.mesh, whole_image=tile == 0)
 
   def network(self, batch: jax.Array) -> jax.Array:
     """The raw network on an NHWC float batch (no padding, no clipping); jitted per shape.
