@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every GPU benchmark in one go: upscale throughput (fp32 and bf16 against PyTorch fp32 / fp16
+# on the same windows) and the GAN train step at the paper's settings (batch 10, GT 256), fp32 and
+# bf16 against PyTorch fp32 / fp16 autocast. Budget: under 8 minutes on one H100/H200.
+# Writes benchmarks/results/*_gpu*.json; copy the ratios into the README's Benchmarks table.
+#
+#   bash benchmarks/gpu.sh            # PYTHON=... to pick the interpreter
+#
+# Not yet run on a GPU: no accelerator has been lent to this project's sessions so far.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+"$PY" -c "import jax; d = jax.devices()[0]; assert d.platform == 'gpu', d; print(d.device_kind)"
+for dtype in fp32 bf16; do
+  timeout 150 "$PY" benchmarks/upscale_throughput.py --size 512 --tile 256 --tile-pad 24 \
+      --batch 8 --repeats 3 --dtype "$dtype" --out "benchmarks/results/upscale_gpu_${dtype}.json"
+  timeout 150 "$PY" benchmarks/train_step.py --batch 10 --gt 256 --blocks 23 --steps 10 \
+      --dtype "$dtype" --out "benchmarks/results/train_step_gpu_${dtype}.json"
+done
