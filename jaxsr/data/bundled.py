@@ -18,6 +18,7 @@ the image's own range) and kept at 16 bits: the same mapping `jaxsr.evaluate` ap
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -48,6 +49,7 @@ def _retina_part(first: bool) -> np.ndarray:
   return bottom[:, left:left + bottom.shape[0]]
 
 
+@functools.lru_cache(maxsize=None)  # RG3 is listed twice (two scales): decoded once.
 def _radiograph(name: str) -> np.ndarray:
   from pydicom.data import get_testdata_file
 
@@ -55,7 +57,9 @@ def _radiograph(name: str) -> np.ndarray:
   if path is None:
     raise decode.CorruptImageError(
         f"{name} is not installed: pip install pydicom-data (or 'jaxsr[demo]')")
-  return decode.read_dicom(path)
+  image = decode.read_dicom(path)
+  image.flags.writeable = False  # Shared by the entries that use it.
+  return image
 
 
 def _resized(image: np.ndarray, side: int) -> np.ndarray:

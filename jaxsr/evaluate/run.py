@@ -18,12 +18,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import ml_collections
 import numpy as np
 import tqdm
 
+from jaxsr.data import decode
+from jaxsr.data import source as source_lib
 from jaxsr.evaluate import figures, metrics, protocols, report
 from jaxsr.evaluate import journal as journal_lib
 from jaxsr.evaluate import models as models_lib
@@ -163,6 +165,19 @@ def evaluate_model_dirs(images_by_protocol: Mapping[str, Callable[[], Iterable[t
                "model_details": {name: models_lib.record(net.spec, protocol.scale, "fp32")
                           for name, net in networks.items()}})
   return summaries
+
+
+def source_images(spec: str, names: Sequence[str] = ()) -> Iterator[tuple[str, np.ndarray]]:
+  """(name, HxWx3 float32 in [0, 1]) of the images of a data source (`jaxsr.data.source` specs:
+  a folder, "bundled:heldout", "tfds:NAME"), the named ones in that order, or all of them.
+
+  Raises:
+    KeyError: naming what is missing, before any image is decoded.
+  """
+  if not names:
+    images = source_lib.open_source(spec, split="test")
+    names = [images.name(i) for i in range(len(images))]
+  return ((name, decode.to_float_rgb(image)) for name, image in source_lib.read_named(spec, names))
 
 
 def parse_protocol_images(text: str) -> dict[str, list[str]]:

@@ -16,10 +16,11 @@ from typing import Any, Iterator, Mapping, Sequence
 import ml_collections
 import numpy as np
 
-from jaxsr.data import decode
-from jaxsr.data import source as source_lib
+from jaxsr.evaluate import run as evaluate_run
 from jaxsr.train import config as config_lib
+from jaxsr.train import pretrained
 from jaxsr.train import run_record
+from jaxsr.train import trainer
 
 
 class StudyError(ValueError):
@@ -49,8 +50,6 @@ def select_arms(arms: Sequence[Mapping[str, Any]], names: str) -> list[Mapping[s
 
 def train_arm(base: ml_collections.ConfigDict, arm: Mapping[str, Any], workdir: Path) -> dict:
   """Trains (or resumes, or finds finished) one arm; returns its record for the write-up."""
-  from jaxsr.train import trainer  # Imports JAX: keep config handling light.
-
   config = arm_config(base, arm.get("overrides", {}))
   run_dir = workdir / arm["name"]
   start = time.perf_counter()
@@ -73,29 +72,24 @@ def train_arm(base: ml_collections.ConfigDict, arm: Mapping[str, Any], workdir: 
 
 def pretrained_dir(base: ml_collections.ConfigDict, workdir: Path) -> Path:
   """The starting generator as a model directory (a raw .pth/.param is converted once)."""
-  from jaxsr.train import pretrained  # pylint: disable=import-outside-toplevel
-
   return pretrained.resolve(base.generator.init, "generator", workdir, base.generator.howto)
 
 
 def held_out_images(spec: str, names: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
   """(name, HxWx3 float32 in [0, 1]) of the images of source `spec` named `names`, in order."""
   try:
-    named = source_lib.read_named(spec, names)
+    return evaluate_run.source_images(spec, names)
   except KeyError as e:
-    raise StudyError(str(e)) from e
-  return ((name, decode.to_float_rgb(image)) for name, image in named)
+    raise StudyError(e.args[0]) from e
 
 
 def evaluate_models(evaluation: ml_collections.ConfigDict, models: Mapping[str, str],
                     out_dir: Path) -> dict[str, dict]:
   """Scores `models` (table name -> generator directory) under each protocol of `evaluation`
   (`protocols`: protocol name -> the held-out image names it scores) with `jaxsr.evaluate`."""
-  from jaxsr.evaluate import run  # pylint: disable=import-outside-toplevel  (JAX)
-
   images = {protocol: functools.partial(held_out_images, evaluation.data, list(names))
             for protocol, names in evaluation.protocols.items()}
-  return run.evaluate_model_dirs(images, models, str(out_dir),
-                                 data={"source": evaluation.data,
-                                       "images": {k: list(v) for k, v in
-                                                  evaluation.protocols.items()}})
+  return evaluate_run.evaluate_model_dirs(
+      images, models, str(out_dir),
+      data={"source": evaluation.data,
+            "images": {k: list(v) for k, v in evaluation.protocols.items()}})

@@ -11,22 +11,14 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from jaxsr.data import decode
-from jaxsr.data import source as source_lib
 from jaxsr.evaluate import run
-
-
-def _images(spec: str, names: list[str]):
-  if not names:
-    images = source_lib.open_source(spec, split="test")
-    names = [images.name(i) for i in range(len(images))]
-  return ((name, decode.to_float_rgb(image)) for name, image in source_lib.read_named(spec, names))
 
 
 def pretrained_vs_finetuned(config, workdir: Path, pretrained_dir: Path, finetuned_dir: Path) -> dict:
   plan = run.parse_protocol_images(config.images)
   summaries = run.evaluate_model_dirs(
-      {protocol: functools.partial(_images, config.data, names) for protocol, names in plan.items()},
+      {protocol: functools.partial(run.source_images, config.data, names)
+       for protocol, names in plan.items()},
       {"pretrained": str(pretrained_dir), "fine-tuned": str(finetuned_dir)},
       str(workdir / "eval"), data={"source": config.data, "images": config.images})
   for protocol in summaries:
