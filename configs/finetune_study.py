@@ -1,6 +1,6 @@
 """The offline fine-tuning study: pretrained x4plus vs fine-tuned arms on held-out medical images.
 
-    python -m jaxsr.study --config configs/finetune_study.py              # ~30 min, 2-core CPU
+    python -m jaxsr.study --config configs/finetune_study.py              # ~45 min, 2-core CPU
     python -m jaxsr.study --config configs/finetune_study.py --arms all   # + every ablation
 
 Trains on real images that ship in PyPI packages (`jaxsr.data.bundled` "train": the top of
@@ -46,23 +46,23 @@ def get_config():
            why="Real-ESRGAN's degradation as published: noise clipped to [0, 1], noise sigma up "
                "to 30 levels, JPEG quality from 30",
            overrides=_paper_degradation()),
-      dict(name="medical", label="mean-preserving, light degradation",
+      dict(name="medical", label="mean-preserving noise, light degradation",
            why="noise bounded symmetrically (LR keeps GT's mean intensity) and the noise/JPEG "
                "ranges of medical images (jaxsr.train.config.LIGHT_DEGRADATION)",
-           overrides={}),
-      # Ablations (--arms all): one change each, against "medical".
+           overrides=dict(config_lib.LIGHT_DEGRADATION)),
       dict(name="symmetric-only", label="mean-preserving noise, the original's noise ranges",
-           why="separates the two fixes: the bias fix alone",
-           overrides={k: v for k, v in _paper_degradation().items()
-                      if k != "data.degradation.noise_clip"}),
-      dict(name="no-gan", label="medical without the GAN term",
+           why="the bias fix alone; this is the offline recipe (offline_medical_config) and the "
+               "demo's",
+           overrides={}),
+      # Ablations (--arms all), one change each against "symmetric-only".
+      dict(name="no-gan", label="symmetric-only without the GAN term",
            why="is the texture (and any drift) the discriminator's doing?",
            overrides={"loss.gan_weight": 0.0}),
-      dict(name="ema-0.999", label="medical with the recipe's EMA decay",
+      dict(name="ema-0.999", label="symmetric-only with the recipe's EMA decay",
            why="the paper's EMA over a short run",
            overrides={"ema_decay": 0.999}),
   ]
-  config.default_arms = "paper,medical"
+  config.default_arms = "paper,medical,symmetric-only"
   config.evaluation = ml_collections.ConfigDict(dict(
       data="bundled:heldout",
       protocols={"chest-x4": ["RG1_UNCR.dcm"],

@@ -26,7 +26,8 @@ def _study_config():
 def test_arms_override_named_fields_and_typos_fail():
   study = _study_config()
   names = [arm["name"] for arm in study.arms]
-  assert names[:2] == ["paper", "medical"] and study.default_arms == "paper,medical"
+  assert names[:3] == ["paper", "medical", "symmetric-only"]
+  assert study.default_arms == "paper,medical,symmetric-only"
   paper = runner.arm_config(study.train, study.arms[0]["overrides"])
   # The paper arm is the original degradation in every field the medical recipe changes.
   from jaxsr import degradation
@@ -35,10 +36,13 @@ def test_arms_override_named_fields_and_typos_fail():
   assert paper.data.degradation.noise_clip == "clip" == original.noise_clip
   assert paper.data.degradation.stage1.noise_range == original.stage1.noise_range
   assert paper.data.degradation.stage2.jpeg_range == original.stage2.jpeg_range
-  medical = runner.arm_config(study.train, {})
+  medical = runner.arm_config(study.train, study.arms[1]["overrides"])
   assert medical.data.degradation.noise_clip == "symmetric"
   assert medical.data.degradation.stage1.noise_range == (1.0, 10.0)
-  assert study.train.data.degradation.noise_clip == "symmetric"  # The base is not modified.
+  symmetric = runner.arm_config(study.train, study.arms[2]["overrides"])
+  assert symmetric.data.degradation.noise_clip == "symmetric"
+  assert symmetric.data.degradation.stage1.noise_range == original.stage1.noise_range
+  assert study.train.data.degradation.stage1.noise_range == original.stage1.noise_range  # Unmodified.
   with pytest.raises(runner.StudyError, match="no field 'noise_clp'"):
     runner.arm_config(study.train, {"data.degradation.noise_clp": "clip"})
   assert [a["name"] for a in runner.select_arms(study.arms, "medical,paper")] == ["paper",
@@ -96,11 +100,16 @@ def test_writeup_tables_carry_the_evaluation_numbers(tmp_path):
 
 
 def test_offline_recipe_names_its_departures():
+  from jaxsr import degradation
+
   config = config_lib.offline_medical_config()
   assert config.discriminator.init == "" and config.perceptual.network == "vgg16-lpips"
   assert config.data.degradation.noise_clip == "symmetric" and config.ema_decay == 0.99
-  for field, value in config_lib.LIGHT_DEGRADATION.items():
+  # The light ranges are a named option (the study's "medical" arm), not the recipe's default.
+  original = degradation.default_config()
+  for field in config_lib.LIGHT_DEGRADATION:
     node = config
     for name in field.split("."):
       node = node[name]
-    assert tuple(node) == tuple(value)
+    stage, leaf = field.split(".")[-2:]
+    assert tuple(node) == tuple(original[stage][leaf])
