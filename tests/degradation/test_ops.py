@@ -246,13 +246,21 @@ def _clipped_gaussian_mean(x: float, sigma: float) -> float:
   return value
 
 
+NOISE_SIGMA = 20 / 255
+
+
+def _flat_image_and_noise(level: float) -> tuple[np.ndarray, np.ndarray]:
+  """A flat 256x256x3 image at `level` and a fixed field of N(0, NOISE_SIGMA^2) noise."""
+  img = np.full((256, 256, 3), level, np.float32)
+  return img, ops.gaussian_noise(np.array(img.shape), np.array([7, 8]), NOISE_SIGMA, False).numpy()
+
+
 @pytest.mark.parametrize("level", [0.02, 0.5, 0.97])
 def test_clipping_noise_shifts_the_mean_as_the_censored_normal_predicts(level):
   # The cause of the training pairs' intensity bias: clip(x + n) darkens bright pixels and
   # brightens dark ones. Measured on a flat image against the censored normal's mean.
-  sigma = 20 / 255
-  img = np.full((256, 256, 3), level, np.float32)
-  noise = ops.gaussian_noise(np.array(img.shape), np.array([7, 8]), sigma, False).numpy()
+  sigma = NOISE_SIGMA
+  img, noise = _flat_image_and_noise(level)
   clipped = ops.bound_noise(img, noise, "clip").numpy()
   expected_shift = _clipped_gaussian_mean(level, sigma) - level
   standard_error = sigma / np.sqrt(img.size)
@@ -263,9 +271,8 @@ def test_clipping_noise_shifts_the_mean_as_the_censored_normal_predicts(level):
 
 @pytest.mark.parametrize("level", [0.02, 0.5, 0.97])
 def test_symmetric_noise_bound_keeps_the_mean_and_the_range(level):
-  sigma = 20 / 255
-  img = np.full((256, 256, 3), level, np.float32)
-  noise = ops.gaussian_noise(np.array(img.shape), np.array([7, 8]), sigma, False).numpy()
+  sigma = NOISE_SIGMA
+  img, noise = _flat_image_and_noise(level)
   bounded = ops.bound_noise(img, noise, "symmetric").numpy()
   assert bounded.min() >= 0.0 and bounded.max() <= 1.0
   # Symmetric noise clipped to [-m, m] stays symmetric: the mean stays at `level`.
