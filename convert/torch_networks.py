@@ -71,6 +71,32 @@ class RRDBNet(nn.Module):
     return self.conv_last(lrelu(self.conv_hr(feat)))
 
 
+class SRVGGNetCompact(nn.Module):
+  """NCHW compact generator: convs (each but the last followed by an activation) in one `body`
+  list, pixel shuffle, plus the nearest-upsampled input."""
+
+  def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4,
+               act_type="prelu"):
+    super().__init__()
+    self.upscale = upscale
+    activation = {"relu": lambda: nn.ReLU(inplace=True),
+                  "prelu": lambda: nn.PReLU(num_parameters=num_feat),
+                  "leakyrelu": lambda: nn.LeakyReLU(negative_slope=0.1, inplace=True)}[act_type]
+    self.body = nn.ModuleList([nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), activation()])
+    for _ in range(num_conv):
+      self.body.append(nn.Conv2d(num_feat, num_feat, 3, 1, 1))
+      self.body.append(activation())
+    self.body.append(nn.Conv2d(num_feat, num_out_ch * upscale * upscale, 3, 1, 1))
+    self.upsampler = nn.PixelShuffle(upscale)
+
+  def forward(self, x):
+    out = x
+    for layer in self.body:
+      out = layer(out)
+    out = self.upsampler(out)
+    return out + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
 class UNetDiscriminatorSN(nn.Module):
   """NCHW U-Net discriminator with spectral norm on conv1..conv8."""
 

@@ -110,10 +110,10 @@ def build_model(metadata: ModelMetadata, dtype=None):
 
   # JSON has no tuples; Flax module attributes should be hashable.
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in metadata.arch.items()}
+  if metadata.kind == "generator":
+    return models.build_generator(kwargs, dtype)
   if dtype is not None:
     kwargs["dtype"] = dtype
-  if metadata.kind == "generator":
-    return models.RRDBNet(**kwargs)
   if metadata.kind == "discriminator":
     return models.UNetDiscriminatorSN(**kwargs)
   if metadata.kind == "vgg19":

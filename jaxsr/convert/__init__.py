@@ -1,7 +1,7 @@
 """Weight conversion between PyTorch / ncnn Real-ESRGAN files and jaxsr model directories.
 
-`convert()` reads an official `.pth` (generator, discriminator or torchvision VGG19) or an ncnn
-`.param`/`.bin` pair, validates it against the Flax network and writes a self-describing model
+`convert()` reads an official `.pth` (generator: RRDBNet or SRVGGNetCompact, discriminator, or
+torchvision VGG19) or an ncnn `.param`/`.bin` pair, validates it against the Flax network and writes a self-describing model
 directory (see `jaxsr.checkpoint`). `export_torch()` goes back to a `.pth` the official PyTorch code
 loads with `strict=True`, or to a `.safetensors` file holding exactly the official state-dict keys
 (what spandrel and the tools built on it prefer). torch is imported lazily, only for `.pth` files:
@@ -42,26 +42,36 @@ def default_output(src: str | Path) -> Path:
   return Path(Path(src).name).with_suffix("")
 
 
-def _read_source(src: Path, key: str | None):
+def _read_source(src: Path, key: str | None, act_type: str | None):
+  """(state dict, provenance, act_type the file reveals or the caller gave)."""
   if src.suffix.lower() in NCNN_SUFFIXES:
     param = src.with_suffix(".param")
     try:
-      state = ncnn.read_rrdbnet(param, src.with_suffix(".bin"))
+      found = ncnn.read_generator(param, src.with_suffix(".bin"))
     except (ncnn.NcnnError, OSError) as e:
       raise ConversionError(str(e)) from e
     source = {"file": param.name, "format": "ncnn", "sha256": _sha256(param),
               "bin_sha256": _sha256(src.with_suffix(".bin"))}
-    return state, source
+    if found.output_scale:
+      # realesr-animevideov3 x2/x3: the x4 network, then a bicubic resize of its output.
+      source["output_scale"] = found.output_scale
+    if act_type and found.act_type and act_type != found.act_type:
+      raise ConversionError(f"{src} uses {found.act_type} activations, not {act_type}")
+    return found.state, source, act_type or found.act_type
   try:
     state, info = read_state_dict(src, key)
   except TorchFileError as e:
     raise ConversionError(str(e)) from e
-  return state, {"file": src.name, "format": "pth", "sha256": _sha256(src), "key": info["key"]}
+  return (state, {"file": src.name, "format": "pth", "sha256": _sha256(src), "key": info["key"]},
+          act_type)
 
 
 def convert(src: str | Path, out: str | Path | None = None, *, kind: str = "auto",
-            key: str | None = None, overwrite: bool = False) -> Path:
-  """Converts weights at `src` into a model directory at `out`; returns its path."""
+            key: str | None = None, act_type: str | None = None, overwrite: bool = False) -> Path:
+  """Converts weights at `src` into a model directory at `out`; returns its path.
+
+  `act_type` (relu | leakyrelu) is needed only for an SRVGGNetCompact `.pth` without PReLU weights,
+  whose activation the file cannot tell."""
   src = Path(src)
   if kind != "auto" and kind not in KINDS:
     raise ConversionError(f"--kind must be auto or one of {KINDS}, got {kind!r}")
@@ -71,7 +81,7 @@ def convert(src: str | Path, out: str | Path | None = None, *, kind: str = "auto
   if out.exists() and not overwrite:
     raise ConversionError(f"{out} already exists; choose another -o or pass --force to replace it")
 
-  state, source = _read_source(src, key)
+  state, source, act_type = _read_source(src, key, act_type)
   detected = layouts.detect_kind(state)
   if kind == "auto":
     if detected is None:
@@ -86,7 +96,10 @@ def convert(src: str | Path, out: str | Path | None = None, *, kind: str = "auto
         f"Use --kind {detected} (or --kind auto) to convert it as what it is.")
 
   try:
-    variables, arch = layouts.FROM_TORCH[kind](state)
+    if kind == "generator":
+      variables, arch = layouts.generator_from_torch(state, act_type)
+    else:
+      variables, arch = layouts.FROM_TORCH[kind](state)
   except layouts.LayoutError as e:
     raise ConversionError(f"{src}: {e}") from e
   metadata = checkpoint.ModelMetadata(kind=kind, arch=arch, source=source)

@@ -4,6 +4,7 @@
   python -m jaxsr.convert RealESRGAN_x4plus_netD.pth -o netD     # kind detected from the keys
   python -m jaxsr.convert vgg19-dcbb9e9d.pth -o vgg19
   python -m jaxsr.convert REALESRGAN_X4PLUS_UP4X.param -o x4plus # ncnn (fp16 or fp32)
+  python -m jaxsr.convert realesr-general-x4v3.pth               # SRVGGNetCompact (detected)
   python -m jaxsr.convert --to-torch finetuned/ -o finetuned.pth # back to PyTorch
   python -m jaxsr.convert --to-torch finetuned/ -o finetuned.safetensors  # ... without torch
 
@@ -29,6 +30,9 @@ def main(argv=None) -> int:
                       help="output model directory (or .pth / .safetensors with --to-torch)")
   parser.add_argument("--kind", default="auto", choices=("auto",) + convert_lib.KINDS)
   parser.add_argument("--key", help="wrapper key inside the .pth (default: params_ema, then params)")
+  parser.add_argument("--act-type", choices=("relu", "leakyrelu"),
+                      help="activation of an SRVGGNetCompact .pth without PReLU weights (a file "
+                           "cannot tell ReLU from LeakyReLU)")
   parser.add_argument("--to-torch", metavar="MODEL_DIR",
                       help="export a model directory to .pth or .safetensors")
   parser.add_argument("--force", action="store_true", help="replace an existing output")
@@ -44,7 +48,7 @@ def main(argv=None) -> int:
     if not args.src:
       parser.error("SRC is required (or use --to-torch)")
     path = convert_lib.convert(args.src, args.output, kind=args.kind, key=args.key,
-                               overwrite=args.force)
+                               act_type=args.act_type, overwrite=args.force)
   except convert_lib.ConversionError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -53,6 +57,10 @@ def main(argv=None) -> int:
   meta = checkpoint.load_metadata(path)
   arch = ", ".join(f"{k}={v}" for k, v in sorted(meta.arch.items()) if k != "layers")
   print(f"wrote {meta.kind} ({arch}) to {path}")
+  if "output_scale" in meta.source:
+    print(f"note: this ncnn graph resizes the x{meta.arch['scale']} network's output to "
+          f"x{meta.source['output_scale']} (bicubic); the network was converted, and "
+          f"`python -m jaxsr.upscale --outscale {meta.source['output_scale']}` gives that size")
   return 0
 
 

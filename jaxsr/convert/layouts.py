@@ -4,7 +4,7 @@ Pure NumPy: a state dict here is `{key: np.ndarray}` already pulled out of its f
 kind has one function into Flax (validating every key and shape against the Flax module it will be
 loaded into) and one back out, so `.pth -> Flax -> .pth` is the identity.
 
-Naming rule (shared by all three kinds): a Flax module path joins with "." into the PyTorch key,
+Naming rule (shared by all kinds): a Flax module path joins with "." into the PyTorch key,
 `body_N` is PyTorch's `body.N`, Flax `kernel` (HWIO) is PyTorch `weight` (OIHW), and for spectral-
 normalised convs `kernel`/`u`/`v` are `weight_orig`/`weight_u`/`weight_v`. VGG19 convs are named
 after their layer (`conv3_4`) and stored by torchvision under their index (`features.16`).
@@ -18,9 +18,9 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from jaxsr.models import rrdbnet as rrdbnet_lib
 from jaxsr.models import vgg as vgg_lib
 from jaxsr.models.discriminator import SPECTRAL_COLLECTION, UNetDiscriminatorSN
+from jaxsr.models.generators import build_generator, generator_type
 
 StateDict = dict[str, np.ndarray]
 
@@ -38,6 +38,10 @@ _LEGACY_GENERATOR_RENAMES = (
 )
 
 
+# SRVGGNetCompact keys: `body.N.weight` / `body.N.bias` and nothing else.
+_COMPACT_KEY = re.compile(r"^body\.(\d+)\.(weight|bias)$")
+
+
 class LayoutError(ValueError):
   """A state dict does not have the layout of the network it is converted to."""
 
@@ -49,6 +53,8 @@ def detect_kind(state: Mapping[str, Any]) -> str | None:
   keys = set(state)
   if "conv_first.weight" in keys and any(k.startswith(("body.", "RRDB_trunk.")) for k in keys):
     return "generator"
+  if "body.0.weight" in keys and all(_COMPACT_KEY.match(k) for k in keys):
+    return "generator"  # SRVGGNetCompact: every layer in one `body` list.
   if "conv1.weight_orig" in keys and "conv9.weight" in keys:
     return "discriminator"
   if "features.0.weight" in keys and "features.34.weight" in keys:
@@ -76,7 +82,50 @@ def normalize_generator_keys(state: Mapping[str, np.ndarray]) -> StateDict:
 
 # ----------------------------------------------------------------------------- architecture inference
 
-def infer_generator_arch(state: Mapping[str, np.ndarray]) -> dict[str, int]:
+def infer_generator_arch(state: Mapping[str, np.ndarray], act_type: str | None = None
+                         ) -> dict[str, Any]:
+  """The generator's arch dict (see `jaxsr.models.generators`) from key names and shapes alone.
+
+  `act_type` is needed only for an SRVGGNetCompact without PReLU weights: ReLU and LeakyReLU
+  have no parameters, so the file cannot tell which of the two it was trained with."""
+  if "conv_first.weight" not in state and "body.0.weight" in state:
+    return infer_compact_arch(state, act_type)
+  return infer_rrdbnet_arch(state)
+
+
+def infer_compact_arch(state: Mapping[str, np.ndarray], act_type: str | None = None
+                       ) -> dict[str, Any]:
+  """SRVGGNetCompact hyper-parameters. Its body list alternates conv and activation, so the convs
+  sit at even indices 0, 2, ..., 2 * num_conv + 2, and PReLU slopes (when PReLU) at odd ones."""
+  indices = sorted({int(m.group(1)) for k in state if (m := _COMPACT_KEY.match(k))})
+  convs = [i for i in indices if np.ndim(state.get(f"body.{i}.weight")) == 4]
+  prelus = [i for i in indices if np.ndim(state.get(f"body.{i}.weight")) == 1]
+  if len(convs) < 2 or convs != list(range(0, 2 * len(convs), 2)):
+    raise LayoutError(f"not an SRVGGNetCompact: its convolutions should be body.0, body.2, ..., "
+                      f"but the file holds {describe_keys(state)}")
+  first, last = state["body.0.weight"], state[f"body.{convs[-1]}.weight"]
+  num_in_ch, num_feat = int(first.shape[1]), int(first.shape[0])
+  scale = int(round((int(last.shape[0]) / num_in_ch) ** 0.5))
+  if scale < 1 or num_in_ch * scale * scale != int(last.shape[0]):
+    raise LayoutError(f"the last convolution has {last.shape[0]} outputs, which is not "
+                      f"{num_in_ch} channels x scale^2 for any scale")
+  if prelus:
+    if prelus != [i + 1 for i in convs[:-1]]:
+      raise LayoutError("an SRVGGNetCompact has one PReLU after every convolution but the last; "
+                        f"this file has PReLU weights at body.{prelus}")
+    found = "prelu"
+    if act_type not in (None, found):
+      raise LayoutError(f"the file holds PReLU weights, so its activation is prelu, not {act_type}")
+  elif act_type in ("relu", "leakyrelu"):
+    found = act_type
+  else:
+    raise LayoutError("this SRVGGNetCompact has no PReLU weights, so it uses ReLU or LeakyReLU, "
+                      "and a file cannot tell which: pass --act-type relu or --act-type leakyrelu")
+  return dict(type="SRVGGNetCompact", scale=scale, num_in_ch=num_in_ch, num_out_ch=num_in_ch,
+              num_feat=num_feat, num_conv=len(convs) - 2, act_type=found)
+
+
+def infer_rrdbnet_arch(state: Mapping[str, np.ndarray]) -> dict[str, Any]:
   """RRDBNet hyper-parameters from weight shapes alone."""
   try:
     first = state["conv_first.weight"]
@@ -90,7 +139,7 @@ def infer_generator_arch(state: Mapping[str, np.ndarray]) -> dict[str, int]:
     raise LayoutError(f"conv_first takes {in_ch} input channels; Real-ESRGAN RRDBNets take 3 (x4), "
                       "12 (x2, pixel-unshuffle 2) or 48 (x1, pixel-unshuffle 4)")
   blocks = {int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))}
-  return dict(scale=_SCALE_FROM_IN_CHANNELS[in_ch], num_feat=int(first.shape[0]),
+  return dict(type="RRDBNet", scale=_SCALE_FROM_IN_CHANNELS[in_ch], num_feat=int(first.shape[0]),
               num_block=len(blocks), num_grow_ch=int(growth.shape[0]),
               num_out_ch=int(last.shape[0]))
 
@@ -165,23 +214,30 @@ def _export(variables: Mapping[str, Any], key_of: Callable[[tuple[str, ...]], st
 def _generator_key(path: tuple[str, ...]) -> str:
   _, *modules, leaf = path  # Drop the "params" collection.
   modules = [re.sub(r"^body_(\d+)$", r"body.\1", m) for m in modules]
-  return ".".join(modules + [{"kernel": "weight", "bias": "bias"}[leaf]])
+  # Conv kernels are PyTorch's `weight`; PReLU slopes are called `weight` on both sides.
+  return ".".join(modules + [{"kernel": "weight", "bias": "bias", "weight": "weight"}[leaf]])
 
 
-def generator_expected_shapes(arch: Mapping[str, int]):
-  size = 4 * 4 // arch["scale"]  # Any size the unshuffle accepts; shapes do not depend on it.
-  module = rrdbnet_lib.RRDBNet(**arch)
-  return _flatten(_flax_shapes(module, np.zeros((1, size, size, 3), np.float32)))
+def generator_expected_shapes(arch: Mapping[str, Any]):
+  module = build_generator(arch)
+  size = 4 * module.input_multiple  # Any size the network accepts; shapes do not depend on it.
+  return _flatten(_flax_shapes(module, np.zeros((1, size, size, module.num_in_ch), np.float32)))
 
 
-def generator_from_torch(state: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, int]]:
-  """(Flax variables {"params": ...}, arch) from an RRDBNet state dict (current or legacy names)."""
+def describe_arch(arch: Mapping[str, Any]) -> str:
+  """`RRDBNet(scale=4, num_feat=64, ...)`: an arch dict as the constructor call it stands for."""
+  args = ", ".join(f"{k}={v}" for k, v in arch.items() if k != "type")
+  return f"{generator_type(arch)}({args})"
+
+
+def generator_from_torch(state: Mapping[str, np.ndarray], act_type: str | None = None
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(Flax variables {"params": ...}, arch) from an RRDBNet (current or legacy names) or an
+  SRVGGNetCompact state dict; which one is read off the keys."""
   state = normalize_generator_keys(state)
-  arch = infer_generator_arch(state)
+  arch = infer_generator_arch(state, act_type)
   expected = generator_expected_shapes(arch)
-  what = (f"RRDBNet(scale={arch['scale']}, num_feat={arch['num_feat']}, "
-          f"num_block={arch['num_block']}, num_grow_ch={arch['num_grow_ch']})")
-  return _build(state, expected, _generator_key, what), arch
+  return _build(state, expected, _generator_key, describe_arch(arch)), arch
 
 
 def generator_to_torch(variables: Mapping[str, Any]) -> StateDict:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxsr import checkpoint
+from jaxsr.models.generators import generator_type
 
 RESIZE_METHOD = "PIL Lanczos-3"
 GRAY_HANDLING = ("gray inputs (all channels equal) go in as gray: the network sees the value in "
@@ -97,6 +98,8 @@ def note(spec: ModelSpec, scale: int) -> str:
     digest = source.get("sha256", "")
     origin = f" from `{source['file']}`" + (f" (sha256 {digest[:12]}...)" if digest else "")
   resize = output_resize(spec, scale)
-  return (f"`{spec.name}`: RRDBNet x{spec.network_scale} ({arch.get('num_block')} blocks, "
+  size = (f"{arch.get('num_conv')} convs" if generator_type(arch) == "SRVGGNetCompact"
+          else f"{arch.get('num_block')} blocks")
+  return (f"`{spec.name}`: {generator_type(arch)} x{spec.network_scale} ({size}, "
           f"{arch.get('num_feat')} features){origin}; "
           + (f"{resize}." if resize else f"output at the network's own scale x{scale}."))

@@ -43,6 +43,7 @@ from jaxsr import checkpoint
 from jaxsr.infer import devices as devices_lib
 from jaxsr.infer import imageio
 from jaxsr.infer import tiling
+from jaxsr.models.generators import receptive_radius
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 LUMA_BT601 = np.array([0.299, 0.587, 0.114], np.float32)
@@ -159,6 +160,16 @@ def _jitted(module, mesh, *, whole_image: bool):
   return jax.jit(network), {channels: split_rows(fn) for channels, fn in ((3, rgb), (1, gray))}
 
 
+DEFAULT_TILE_PAD = 24
+
+
+def default_tile_pad(module) -> int:
+  """Context that makes tiles equal the whole-image output where a network's receptive field is
+  small enough (its radius); DEFAULT_TILE_PAD for RRDBNet, whose field is far larger."""
+  radius = receptive_radius(module)
+  return DEFAULT_TILE_PAD if radius is None else radius
+
+
 class Upscaler:
   """Super-resolves images with a jaxsr generator directory.
 
@@ -170,7 +181,9 @@ class Upscaler:
       are `tile + 2 * tile_pad` pixels, less than `tile` apart, and an image that fits in one
       window runs at its own shape (compiled once per shape; see `jaxsr.infer.tiling`).
     tile_pad: context every output pixel gets on each side that is not the image border; where
-      neighbouring windows both have it, they are cross-faded. RRDBNet sees far beyond any
+      neighbouring windows both have it, they are cross-faded. Default (None): the network's
+      receptive-field radius where it has a small one (SRVGGNetCompact: num_conv + 2, so tiles
+      equal the whole-image output), else DEFAULT_TILE_PAD (24). RRDBNet sees far beyond any
       practical pad, so tiles differ slightly from a whole-image run, as the original's do: with
       the real x4plus weights (tile 64, a 160 x 160 fundus crop, every pixel) the largest
       difference was 16 / 10 / 6 / 2 levels of 255 for pads 10 / 16 / 24 / 32 (mean 0.40 /
@@ -184,24 +197,25 @@ class Upscaler:
       `jaxsr.infer.devices`). A whole image (tile 0) is split over them by rows, exactly.
   """
 
-  def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0, tile_pad: int = 24,
-               pre_pad: int = 0, batch: int = 1, devices=None):
+  def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0,
+               tile_pad: int | None = None, pre_pad: int = 0, batch: int = 1, devices=None):
     if dtype not in DTYPES:
       raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     for name, value, least in (("tile", tile, 0), ("tile_pad", tile_pad, 0),
                                ("pre_pad", pre_pad, 0), ("batch", batch, 1)):
-      if int(value) != value or value < least:
+      if value is not None and (int(value) != value or value < least):
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     devices = list(jax.local_devices() if devices is None else devices)
     self.mesh = devices_lib.batch_mesh(devices)
     self.devices: int = len(devices)
-    self.tile, self.tile_pad, self.pre_pad = tile, tile_pad, pre_pad
     # Whole images are split by rows instead (see below); a batch of one is all they need.
     self.batch: int = devices_lib.round_up(batch, self.devices) if tile else batch
     variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
     self.scale: int = int(metadata.arch["scale"])
     module = checkpoint.build_model(metadata, DTYPES[dtype])
+    self.tile, self.pre_pad = tile, pre_pad
+    self.tile_pad: int = default_tile_pad(module) if tile_pad is None else tile_pad
     self.input_multiple: int = module.input_multiple
     self._variables = jax.device_put(variables, devices_lib.replicated(self.mesh))
     # Shared by every Upscaler of the same network, mesh and mode (jaxsr.evaluate runs several

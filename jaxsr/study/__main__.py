@@ -52,7 +52,7 @@ def main(argv) -> int:
   for arm in arms:
     print(f"== arm {arm['name']}: {arm.get('label', '')}", flush=True)
     records.append(runner.train_arm(study.train, arm, workdir))
-  models = {"pretrained": str(runner.pretrained_dir(study.train, workdir)),
+  models = {**runner.starting_models(study.train, arms, workdir),
             **{record["name"]: record["model_dir"] for record in records}}
   summaries = runner.evaluate_models(study.evaluation, models, out)
   command = "python -m jaxsr.study " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -75,6 +75,19 @@ def pretrained_dir(base: ml_collections.ConfigDict, workdir: Path) -> Path:
   return pretrained.resolve(base.generator.init, "generator", workdir, base.generator.howto)
 
 
+def starting_models(base: ml_collections.ConfigDict, arms: Sequence[Mapping[str, Any]],
+                    workdir: Path) -> dict[str, str]:
+  """Table name -> directory of every starting generator: "pretrained" (the base's), and
+  "pretrained-ARM" for an arm that starts from other weights (the compact arm), so each
+  fine-tuned row can be read against where it started."""
+  models = {"pretrained": str(pretrained_dir(base, workdir))}
+  for arm in arms:
+    config = arm_config(base, arm.get("overrides", {}))
+    if config.generator.init != base.generator.init:
+      models[f"pretrained-{arm['name']}"] = str(pretrained_dir(config, workdir))
+  return models
+
+
 def held_out_images(spec: str, names: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
   """(name, HxWx3 float32 in [0, 1]) of the images of source `spec` named `names`, in order."""
   try:

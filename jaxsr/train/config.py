@@ -26,10 +26,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.compute_dtype = "float32"  # "bfloat16" on GPU/TPU; params and optimiser stay float32.
 
   # Starting weights: a jaxsr model directory, a .pth/.param file (converted on first use), or ""
-  # for a fresh initialisation with `arch`.
+  # for a fresh initialisation with `arch`. arch.type names the architecture (RRDBNet or
+  # SRVGGNetCompact; see configs/compact_medical.py); with `init`, the file decides the sizes and
+  # must hold that type.
   config.generator = ml_collections.ConfigDict(dict(
       init="models/RealESRGAN_x4plus", howto=PRETRAINED_HOWTO,
-      arch=dict(scale=4, num_feat=64, num_block=23, num_grow_ch=32)))
+      arch=dict(type="RRDBNet", scale=4, num_feat=64, num_block=23, num_grow_ch=32)))
   config.discriminator = ml_collections.ConfigDict(dict(
       init="models/RealESRGAN_x4plus_netD", howto=PRETRAINED_HOWTO, num_feat=64))
   config.perceptual = ml_collections.ConfigDict(dict(
@@ -156,3 +158,14 @@ def offline_medical_config() -> ml_collections.ConfigDict:
   config.export_pth = False
   config.validation.update(every_steps=50, data="bundled:heldout", max_images=3)
   return config
+
+
+# SRVGGNetCompact as realesr-animevideov3 and realesr-general-x4v3 build it (the latter: 32 convs).
+COMPACT_ARCH = dict(type="SRVGGNetCompact", scale=4, num_feat=64, num_conv=16, act_type="prelu")
+
+
+def offline_compact_overrides() -> dict:
+  """`offline_medical_config` fields that make it fine-tune the compact generator instead: the
+  offline realesr-animevideov3 x4 weights (an anime model, so its pretrained row shows what the
+  domain gap costs before fine-tuning)."""
+  return {"generator.init": pretrained.offline_compact(), "generator.arch": dict(COMPACT_ARCH)}

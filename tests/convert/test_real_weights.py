@@ -41,7 +41,8 @@ def gradient_energy(img):
 
 def test_real_x4plus_converts_to_the_published_parameter_count(x4plus_dir):
   variables, meta = checkpoint.load(x4plus_dir, expect_kind="generator")
-  assert meta.arch == dict(scale=4, num_feat=64, num_block=23, num_grow_ch=32, num_out_ch=3)
+  assert meta.arch == dict(type="RRDBNet", scale=4, num_feat=64, num_block=23, num_grow_ch=32,
+                           num_out_ch=3)
   assert sum(a.size for a in jax.tree.leaves(variables["params"])) == 16_697_987
 
 

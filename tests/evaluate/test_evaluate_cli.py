@@ -217,3 +217,25 @@ def test_model_directories_by_protocol_record_their_provenance(tmp_path, nets):
       "chest-x4": ["RG1_UNCR.dcm"], "retina-x2": ["a.png", "b.png"], "custom": []}
   with pytest.raises(ValueError, match="PROTOCOL:NAME"):
     run.parse_protocol_images("chest:RG1")
+
+
+def test_a_compact_x3_network_is_scored_through_lanczos_to_the_protocol_scale(tmp_path):
+  # SRVGGNetCompact at x3 (random weights, a PReLU network): its x3 output is Lanczos-resized to
+  # the protocol's x2 and scored like any model; PSNR recomputed from the PyTorch network.
+  torch.manual_seed(7)
+  net = tn.SRVGGNetCompact(num_feat=8, num_conv=2, upscale=3).eval()
+  torch.save({"params": net.state_dict()}, tmp_path / "compact.pth")
+  model = convert(tmp_path / "compact.pth", tmp_path / "compact")
+  out = tmp_path / "out"
+  assert cli.main(["--protocol", "custom", "--scale", "2", "--gt-size", "none", "--crop",
+                   str(CROP), "--data", "skimage:retina.jpg", "--model", str(model), "--name",
+                   "compact", "--lpips", "none", "--figure-images", "0", "--quiet",
+                   "-o", str(out)]) == 0
+  with open(out / "per_image.csv") as f:
+    rows = {r["model"]: r for r in csv.DictReader(f)}
+  psnr, _ = _expected_metrics(_retina_gt(), net, gray=False)
+  assert float(rows["compact"]["psnr"]) == pytest.approx(psnr, abs=1e-3)
+  summary = json.loads((out / "summary.json").read_text())
+  details = summary["model_details"]["compact"]
+  assert (details["network_scale"], details["output_scale"]) == (3, 2)
+  assert "SRVGGNetCompact x3 (2 convs" in (out / "summary.md").read_text()

@@ -9,7 +9,8 @@ import torch
 
 from convert import torch_networks as tn
 from jaxsr.convert import layouts
-from jaxsr.models import SPECTRAL_COLLECTION, RRDBNet, UNetDiscriminatorSN, VGG19Features
+from jaxsr.models import (SPECTRAL_COLLECTION, SRVGGNetCompact, UNetDiscriminatorSN,
+                          VGG19Features, build_generator)
 
 TOL = 1e-4
 
@@ -31,13 +32,38 @@ def test_generator_matches_pytorch(scale):
   torch.manual_seed(scale)
   net = tn.RRDBNet(scale=scale, num_block=2).eval()
   variables, arch = layouts.generator_from_torch(numpy_state(net))
-  assert arch == dict(scale=scale, num_feat=64, num_block=2, num_grow_ch=32, num_out_ch=3)
+  assert arch == dict(type="RRDBNet", scale=scale, num_feat=64, num_block=2, num_grow_ch=32,
+                      num_out_ch=3)
   x = torch.rand(2, 3, 16, 24)
   with torch.no_grad():
     expected = net(x).numpy()
-  out = to_nchw(RRDBNet(**arch).apply(variables, nhwc(x)))
+  out = to_nchw(build_generator(arch).apply(variables, nhwc(x)))
   assert out.shape == (2, 3, 16 * scale, 24 * scale)
   np.testing.assert_allclose(out, expected, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("scale,act_type", [(1, "prelu"), (2, "relu"), (3, "prelu"),
+                                            (3, "leakyrelu"), (4, "prelu")])
+def test_compact_generator_matches_pytorch(scale, act_type):
+  """Pixel-shuffle channel order, the nearest-upsampled input added on top, every scale (x3
+  included) and activation, on random weights (PReLU slopes spread over both signs)."""
+  torch.manual_seed(10 + scale)
+  net = tn.SRVGGNetCompact(num_feat=16, num_conv=4, upscale=scale, act_type=act_type).eval()
+  with torch.no_grad():
+    for module in net.modules():
+      if isinstance(module, torch.nn.PReLU):
+        module.weight.uniform_(-0.5, 0.5)
+  hint = None if act_type == "prelu" else act_type  # Only PReLU shows in the weights.
+  variables, arch = layouts.generator_from_torch(numpy_state(net), hint)
+  assert arch == dict(type="SRVGGNetCompact", scale=scale, num_in_ch=3, num_out_ch=3,
+                      num_feat=16, num_conv=4, act_type=act_type)
+  x = torch.rand(2, 3, 13, 17)  # Odd sizes: the compact network takes any.
+  with torch.no_grad():
+    expected = net(x).numpy()
+  module = SRVGGNetCompact(scale=scale, num_feat=16, num_conv=4, act_type=act_type)
+  out = to_nchw(module.apply(variables, nhwc(x)))
+  assert out.shape == (2, 3, 13 * scale, 17 * scale)
+  np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
 
 
 def test_discriminator_train_mode_matches_pytorch_over_two_steps():
@@ -111,7 +137,7 @@ def test_bf16_compute_keeps_fp32_params_and_stays_close():
   x = torch.rand(1, 3, 12, 12)
   with torch.no_grad():
     expected = net(x).numpy()
-  module = RRDBNet(**arch, dtype=jnp.bfloat16)
+  module = build_generator(arch, dtype=jnp.bfloat16)
   out = module.apply(variables, nhwc(x))
   assert out.dtype == jnp.bfloat16
   params = module.init(__import__("jax").random.key(0), nhwc(x))["params"]

