@@ -67,6 +67,10 @@ def get_config():
                "stages instead of the original's 40 % gray / 60 % colour",
            overrides={"data.degradation.stage1.gray_noise_prob": 1.0,
                       "data.degradation.stage2.gray_noise_prob": 1.0}),
+      dict(name="d-warmup", label="symmetric-only with a 100-step discriminator warm-up",
+           why="D starts from scratch here (no offline netD), so its first gradients are noise; "
+               "BasicSR's net_d_init_iters trains D alone first (G keeps its 300 updates)",
+           overrides={"discriminator.warmup_steps": 100, "total_steps": STEPS + 100}),
       dict(name="lr-2e-4", label="symmetric-only with twice the learning rate",
            why="does a short run move too little from the pretrained weights at the recipe's 1e-4?",
            overrides={"optimizer.lr": 2e-4}),

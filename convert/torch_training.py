@@ -19,13 +19,20 @@ def make_optimizers(net_g, net_d, lr=1e-4):
 
 
 def realesrgan_step(net_g, net_d, vgg, opt_g, opt_d, batch, *, pixel_weight=1.0,
-                    perceptual_weight=1.0, gan_weight=0.1, ema=None, ema_decay=0.999):
+                    perceptual_weight=1.0, gan_weight=0.1, ema=None, ema_decay=0.999,
+                    optimize_g=True):
   """One iteration: G step (L1 + perceptual on gt_usm, GAN on D), D step (real + fake), EMA.
 
-  `batch` is (lq, gt, gt_usm) NCHW. Returns the loss terms as floats.
+  `batch` is (lq, gt, gt_usm) NCHW. Returns the loss terms as floats. `optimize_g=False` is an
+  iteration of BasicSR's D warm-up (`current_iter <= net_d_init_iters`): G's output feeds D, but
+  no G loss is computed (so D sees no G-step forward) and G is not stepped.
   """
   lq, gt, gt_usm = batch
   bce = torch.nn.BCEWithLogitsLoss()
+  if not optimize_g:
+    with torch.no_grad():
+      out = net_g(lq)
+    return _discriminator_step(net_d, opt_d, gt, out, bce, net_g, ema, ema_decay)
   for p in net_d.parameters():
     p.requires_grad = False
   opt_g.zero_grad()
@@ -41,7 +48,12 @@ def realesrgan_step(net_g, net_d, vgg, opt_g, opt_d, batch, *, pixel_weight=1.0,
   l_gan = bce(fake, torch.ones_like(fake))
   (pixel_weight * l_pix + perceptual_weight * l_percep + gan_weight * l_gan).backward()
   opt_g.step()
+  return {"g/pixel": l_pix.item(), "g/perceptual": float(l_percep.detach()), "g/gan": l_gan.item(),
+          **_discriminator_step(net_d, opt_d, gt, out, bce, net_g, ema, ema_decay)}
 
+
+def _discriminator_step(net_d, opt_d, gt, out, bce, net_g, ema, ema_decay):
+  """D step on GT (real) and G's output (fake), then the EMA of G; returns D's loss terms."""
   for p in net_d.parameters():
     p.requires_grad = True
   opt_d.zero_grad()
@@ -57,5 +69,4 @@ def realesrgan_step(net_g, net_d, vgg, opt_g, opt_d, batch, *, pixel_weight=1.0,
     with torch.no_grad():
       for pe, p in zip(ema.parameters(), net_g.parameters()):
         pe.mul_(ema_decay).add_(p, alpha=1 - ema_decay)
-  return {"g/pixel": l_pix.item(), "g/perceptual": float(l_percep.detach()), "g/gan": l_gan.item(),
-          "d/real": l_real.item(), "d/fake": l_fake.item()}
+  return {"d/real": l_real.item(), "d/fake": l_fake.item()}

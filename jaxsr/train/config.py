@@ -32,8 +32,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.generator = ml_collections.ConfigDict(dict(
       init="models/RealESRGAN_x4plus", howto=PRETRAINED_HOWTO,
       arch=dict(type="RRDBNet", scale=4, num_feat=64, num_block=23, num_grow_ch=32)))
+  # warmup_steps: BasicSR's net_d_init_iters (0 in the paper's recipe, which starts D from
+  # RealESRGAN_x4plus_netD): the first steps train D alone, G is held. A D that starts from
+  # scratch otherwise steers G with its first, meaningless gradients.
   config.discriminator = ml_collections.ConfigDict(dict(
-      init="models/RealESRGAN_x4plus_netD", howto=PRETRAINED_HOWTO, num_feat=64))
+      init="models/RealESRGAN_x4plus_netD", howto=PRETRAINED_HOWTO, num_feat=64,
+      warmup_steps=0))
   config.perceptual = ml_collections.ConfigDict(dict(
       network="vgg19", checkpoint="models/vgg19",
       layer_weights={"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,

@@ -6,6 +6,11 @@ Order and semantics follow RealESRGANModel.optimize_parameters:
   2. D step on the same sr (detached): BCE(D(gt), real) + BCE(D(sr), fake), two more iterations;
      both terms' gradients are summed into one Adam step, as PyTorch accumulates them.
   3. EMA of G after both steps.
+
+Discriminator warm-up (BasicSR's `net_d_init_iters`, `config.d_warmup_steps`): for the first
+steps G is not optimised (its forward still feeds D the fakes, and D's spectral norm skips the
+G-step power iteration, as no G step runs); D learns alone to tell the starting G's output from
+GT before its gradients steer G. One compiled step: the choice is a `lax.cond` on the step.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
   """Returns train_step(state, batch, perceptual_params) -> (state, metrics).
 
   `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
-  or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`.
+  or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`
+  and `d_warmup_steps` (0: none).
   """
   layer_weights = dict(config.perceptual_layer_weights)
+  warmup_steps = int(config.get("d_warmup_steps", 0))
 
   def discriminate(d_params, spectral, images):
     logits, updates = discriminator.apply(
@@ -54,10 +61,25 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
       terms = {"g/pixel": pixel, "g/perceptual": percep, "g/gan": gan, "g/total": total}
       return total, (sr, spectral, terms)
 
-    (_, (sr, spectral, g_terms)), g_grads = jax.value_and_grad(
-        generator_loss, has_aux=True)(state.g_params)
-    g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, g_updates)
+    def update_generator(state):
+      (_, (sr, spectral, terms)), grads = jax.value_and_grad(
+          generator_loss, has_aux=True)(state.g_params)
+      updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+      return optax.apply_updates(state.g_params, updates), opt_state, sr, spectral, terms, grads
+
+    def hold_generator(state):  # D warm-up: G's output only; no G loss, no D call for it.
+      sr = generator.apply({"params": state.g_params}, lq).astype(jnp.float32)
+      zero = jnp.zeros((), jnp.float32)
+      terms = {"g/pixel": losses.l1(sr, gt_usm), "g/perceptual": zero, "g/gan": zero,
+               "g/total": zero}
+      grads = jax.tree.map(jnp.zeros_like, state.g_params)
+      return state.g_params, state.g_opt_state, sr, state.d_spectral, terms, grads
+
+    if warmup_steps:
+      g_params, g_opt_state, sr, spectral, g_terms, g_grads = jax.lax.cond(
+          state.step >= warmup_steps, update_generator, hold_generator, state)
+    else:
+      g_params, g_opt_state, sr, spectral, g_terms, g_grads = update_generator(state)
 
     sr = jax.lax.stop_gradient(sr)
 

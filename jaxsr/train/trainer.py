@@ -93,7 +93,8 @@ def _agreed_stop(signal_name: str | None, step: int, config) -> str | None:
 def _loss_config(config) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       pixel_weight=config.loss.pixel_weight, perceptual_weight=config.loss.perceptual_weight,
-      gan_weight=config.loss.gan_weight, ema_decay=config.ema_decay))
+      gan_weight=config.loss.gan_weight, ema_decay=config.ema_decay,
+      d_warmup_steps=config.discriminator.warmup_steps))
 
 
 def _first_local_rows(batch: jax.Array) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from convert import torch_networks as tn
 from convert import torch_training
 from jaxsr.convert import layouts
-from jaxsr.models import RRDBNet, UNetDiscriminatorSN, VGG19Features
+from jaxsr.models import UNetDiscriminatorSN, VGG19Features, build_generator
 from jaxsr.train import losses
 from jaxsr.train import state as state_lib
 from jaxsr.train.step import make_train_step
@@ -97,7 +97,7 @@ def test_train_step_matches_pytorch_realesrgan_step():
   g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
   state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx).replace(ema_params=ema_before)
   vgg_module = VGG19Features()
-  step = jax.jit(make_train_step(RRDBNet(**g_arch), UNetDiscriminatorSN(**d_arch),
+  step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch),
                                  lambda p, x: vgg_module.apply(p, x), loss_config(), g_tx, d_tx))
   batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt_usm)}
   new_state, metrics = step(state, batch, vgg_vars)
@@ -140,6 +140,47 @@ def test_train_step_matches_pytorch_realesrgan_step():
     after = flat(new_state.g_params)[k]
     np.testing.assert_allclose(flat(new_state.ema_params)[k], 0.999 * before + 0.001 * after,
                                rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_discriminator_warmup_holds_g_and_steps_d_as_basicsr_then_trains_g():
+  # BasicSR's net_d_init_iters = 1: the first iteration steps D alone on the starting G's
+  # output (two spectral-norm iterations: no G-step D call), G is held; the next one trains G.
+  torch.manual_seed(2)
+  net_g = tn.RRDBNet(scale=4, num_block=1, num_feat=8, num_grow_ch=4)
+  net_d = tn.UNetDiscriminatorSN(num_feat=8)
+  g_vars, g_arch = layouts.generator_from_torch(numpy_state(net_g))
+  d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
+  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+  gt_usm = torch.clamp(gt * 1.1, 0, 1)
+  opt_g, opt_d = torch_training.make_optimizers(net_g, net_d)
+  torch_losses = torch_training.realesrgan_step(net_g, net_d, None, opt_g, opt_d,
+                                                (lq, gt, gt_usm), optimize_g=False)
+
+  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
+  g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
+  state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
+  config = loss_config()
+  config.d_warmup_steps = 1
+  step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch), None,
+                                 config, g_tx, d_tx))
+  batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt_usm)}
+  held, metrics = step(state, batch, None)
+  for name in ("d/real", "d/fake"):
+    assert np.isclose(float(metrics[name]), torch_losses[name], rtol=1e-4), name
+  for a, b in zip(jax.tree.leaves(held.g_params), jax.tree.leaves(state.g_params)):
+    np.testing.assert_array_equal(a, b)  # G untouched, Adam state too.
+  assert int(held.g_opt_state[0].count) == 0
+  d_expected, _ = layouts.discriminator_from_torch(numpy_state(net_d))
+  for got, want in zip(jax.tree.leaves(held.d_params), jax.tree.leaves(d_expected["params"])):
+    diff = np.abs(np.asarray(got, np.float64) - want)  # Adam's first step ~ lr * sign(g).
+    assert diff.max() <= 2e-4 and np.mean(diff > 1e-6) < 0.02
+  for got, want in zip(jax.tree.leaves(held.d_spectral), jax.tree.leaves(d_expected["spectral"])):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+  trained, _ = step(held, batch, None)  # Step 1 >= warm-up: G's first Adam step.
+  moved = [np.abs(np.asarray(a) - b).max() for a, b in
+           zip(jax.tree.leaves(trained.g_params), jax.tree.leaves(held.g_params))]
+  assert min(moved) > 0.5e-4  # Every G tensor moves by about lr.
 
 
 def test_adam_of_the_recipe_equals_numpy_adam_over_several_steps():
