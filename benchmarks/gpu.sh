@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU benchmark in one go: upscale throughput (fp32 and bf16 against PyTorch fp32 / fp16
-# on the same windows) and the GAN train step at the paper's settings (batch 10, GT 256), fp32 and
-# bf16 against PyTorch fp32 / fp16 autocast. Budget: under 8 minutes on one H100/H200.
+# on the same windows; x4plus, and the compact network in bf16), the GAN train step at the
+# paper's settings (batch 10, GT 256), fp32 and bf16 against PyTorch fp32 / fp16 autocast, and
+# bf16's accuracy against fp32 in 8-bit levels on the real weights. Budget: under 8 minutes on one H100/H200.
 # Writes benchmarks/results/*_gpu*.json; copy the ratios into the README's Benchmarks table.
 #
 #   bash benchmarks/gpu.sh            # PYTHON=... to pick the interpreter
@@ -17,3 +18,6 @@ for dtype in fp32 bf16; do
   timeout 150 "$PY" benchmarks/train_step.py --batch 10 --gt 256 --blocks 23 --steps 10 \
       --dtype "$dtype" --out "benchmarks/results/train_step_gpu_${dtype}.json"
 done
+timeout 150 "$PY" benchmarks/upscale_throughput.py --model compact --size 512 --tile 256 \
+    --tile-pad 24 --batch 8 --repeats 3 --dtype bf16 --out benchmarks/results/upscale_compact_gpu_bf16.json
+timeout 90 "$PY" benchmarks/bf16_accuracy.py --size 128 --out benchmarks/results/bf16_accuracy_gpu.json
