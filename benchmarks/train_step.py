@@ -48,7 +48,7 @@ def time_jax(args) -> dict:
   loss = ml_collections.ConfigDict(dict(
       pixel_weight=1.0, perceptual_weight=1.0, gan_weight=0.1, ema_decay=0.999,
       perceptual_layer_weights={"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
-                                "conv5_4": 1.0}))
+                                "conv5_4": 1.0}, d_warmup_steps=0))
   mesh = sharding.make_mesh()
   step = sharding.jit_data_parallel(
       make_train_step(g, d, lambda p, x: vgg.apply(p, x), loss, g_tx, d_tx), mesh)

@@ -6,8 +6,10 @@ Shows what the network is trained on. For each pair a random 400x400 window of t
 recipe's GT crop; reflect-101 padded when the image is smaller) goes through
 `jaxsr.degradation.degrade`, and `NNNN_lq.png` (gt_size / scale) and `NNNN_gt.png` (gt_size) are
 written, plus `contact_sheet.png`: one row per pair (up to --sheet-rows), the LR enlarged with
-nearest neighbours next to its GT. Input: PNG/TIFF/JPEG/DICOM, 8 or 16 bits, gray or RGB (gray
-is repeated to RGB, alpha is dropped), read by `jaxsr.infer.imageio`. Outputs are 8-bit RGB PNG.
+nearest neighbours next to its GT. Input: an image file as training takes it (`jaxsr.io.listing`:
+PNG/TIFF/JPEG/BMP/PNM, optionally gzipped, or DICOM; 8 or 16 bits, gray or RGB), read by
+training's reader (`jaxsr.io.read_samples`; gray is repeated to RGB, alpha is dropped). Outputs
+are 8-bit RGB PNG.
 The same --seed gives the same pairs.
 """
 
@@ -23,7 +25,9 @@ import tensorflow as tf
 import tqdm
 
 from jaxsr import degradation
-from jaxsr.infer import imageio
+from jaxsr import io as jio
+from jaxsr.data import decode
+from jaxsr.io import listing
 
 WINDOW = 400  # GT side fed to the degradation, as the recipe's dataset crops
 
@@ -47,9 +51,8 @@ def parse_args(argv):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-  """float32 [H, W, 3] in [0, 1]; gray is repeated to three channels, alpha dropped."""
-  pixels = imageio.read_image(path).pixels
-  return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+  """float32 [H, W, 3] in [0, 1] as training reads the file; gray repeated, alpha dropped."""
+  return decode.to_float_rgb(jio.read_samples(path))
 
 
 def random_window(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -75,9 +78,13 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], scale: int) -> np.
 
 def main(argv=None) -> int:
   args = parse_args(argv)
+  if args.input.is_file() and not listing.is_image_file(args.input):
+    print(f"error: {args.input} is not an image file (image files: {listing.describe()})",
+          file=sys.stderr)
+    return 1
   try:
     image = read_rgb(args.input)
-  except (OSError, imageio.UnreadableImageError) as e:
+  except (OSError, jio.UnreadableImageError) as e:
     print(f"error: cannot read {args.input}: {e}", file=sys.stderr)
     return 1
 

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from jaxsr import checkpoint
+from jaxsr import io as jio
 from jaxsr.convert import convert
 
 
@@ -44,13 +45,14 @@ def retina_lr(size: int) -> np.ndarray:
 
 
 def radiograph_lr(size: int) -> np.ndarray:
-  import pydicom
   from pydicom.data import get_testdata_file
 
-  ds = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm"))
-  pixels = ds.pixel_array.astype(np.float32) / (2 ** int(ds.BitsStored) - 1)
-  if ds.PhotometricInterpretation == "MONOCHROME1":  # Stored inverted: make bone bright.
-    pixels = 1.0 - pixels
+  path = get_testdata_file("RG1_UNCR.dcm", download=False)
+  if path is None:
+    raise SystemExit("RG1_UNCR.dcm is not installed: pip install pydicom-data "
+                     "(or 'jaxsr[demo]')")
+  # The one DICOM reader: the full BitsStored range, MONOCHROME1 inverted (bone bright).
+  pixels = jio.read_image(path, dicom_range="bits").pixels[..., 0]
   eighth = Image.fromarray(pixels).resize((pixels.shape[1] // 8, pixels.shape[0] // 8), Image.LANCZOS)
   gray = np.clip(np.asarray(eighth), 0, 1)
   y, x = gray.shape[0] // 3, gray.shape[1] // 4  # Ribs and lung field.

@@ -1,17 +1,20 @@
-"""python -m jaxsr.upscale: super-resolve PNG, TIFF, JPEG and DICOM files with a jaxsr generator.
+"""python -m jaxsr.upscale: super-resolve PNG, TIFF, JPEG, BMP, PNM and DICOM files with a jaxsr
+generator.
 
   python -m jaxsr.upscale -i chest.dcm -o chest_x4.dcm --model models/x4plus
   python -m jaxsr.upscale -i study/ -o study_x4/ --model models/x4plus --batch 4
   python -m jaxsr.upscale -i 'fundus/**/*.jpg' -o fundus_x2/ --model models/x4plus --outscale 2
   python -m jaxsr.upscale -i study/ -o study_png/ --model models/x4plus --format png
 
-INPUT is a file, a folder (searched recursively for .png .tif .tiff .jpg .jpeg .dcm .dicom files;
-hidden files and OUTPUT's own files are left out) or a quoted glob (`**` recurses; every match is
-tried whatever its name, e.g. 'series/IM*' for DICOM files without a suffix). Outputs keep their
-path relative to the folder (or the glob's fixed leading folders) under OUTPUT, which is a folder
-unless INPUT is one file and OUTPUT has an image suffix. Files are read by content and written
-back in their own format, bit depth, gray/colour and (DICOM) photometric convention, unless
---format says otherwise. A multi-frame DICOM (an MR or CT series, an ultrasound loop) is
+INPUT is a file, a folder (searched recursively) or a quoted glob (`**` recurses), and the image
+files among them are those training and evaluation take too (jaxsr.io.listing): the suffixes
+.png .tif .tiff .jpg .jpeg .bmp .pgm .ppm .pnm (each optionally .gz) .dcm .dicom, and DICOM files
+of any name by content (e.g. 'series/IM*'). Hidden files and OUTPUT's own files are left out.
+Outputs keep their path relative to the folder (or the glob's fixed leading folders) under OUTPUT,
+which is a folder unless INPUT is one file and OUTPUT has an image suffix. Files are read by
+content and written back in their own format, bit depth, gray/colour and (DICOM) photometric
+convention (BMP and PNM, which jaxsr does not write, as PNG), unless --format says otherwise.
+A multi-frame DICOM (an MR or CT series, an ultrasound loop) is
 super-resolved frame by frame into one multi-frame DICOM, or a multi-page TIFF with --format
 tiff. A DICOM output goes in a new series of the source's study (new SeriesInstanceUID, shared by
 every file derived from one source series; SeriesNumber + 1000; a SeriesDescription naming the
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import os
 import sys
 import time
@@ -43,9 +45,12 @@ from pathlib import Path
 import tqdm
 
 from jaxsr import checkpoint
-from jaxsr.infer import imageio
+from jaxsr import io as jio
+from jaxsr.io import formats
+from jaxsr.io import listing
+from jaxsr.models import precision
 
-# --format choices -> imageio format names; the suffix a new output name gets for each format.
+# --format choices -> jaxsr.io format names; the suffix a new output name gets for each format.
 FORMATS = {"auto": None, "png": "png", "tiff": "tiff", "dcm": "dicom"}
 NEW_SUFFIX = {"png": ".png", "tiff": ".tif", "jpeg": ".jpg", "dicom": ".dcm"}
 
@@ -91,11 +96,11 @@ def parse_args(argv) -> argparse.Namespace:
   parser.add_argument("--batch", type=int, default=1,
                       help="windows per call, rounded up to a multiple of the device count "
                            "(default: 1, i.e. one per device)")
-  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+  parser.add_argument("--dtype", default="fp32", choices=precision.NAMES,
                       help="compute precision; bf16 is for GPUs and TPUs")
   parser.add_argument("--format", default="auto", choices=tuple(FORMATS),
                       help="output format (default auto: the input's, or OUTPUT's suffix)")
-  parser.add_argument("--dicom-range", default="data", choices=imageio.DICOM_RANGES,
+  parser.add_argument("--dicom-range", default="data", choices=jio.DICOM_RANGES,
                       help="DICOM values mapped to [0, 1]: the image's own min..max (data), "
                            "all that BitsStored allows (bits) or the VOI window (window)")
   parser.add_argument("--keep-series", action="store_true",
@@ -107,66 +112,48 @@ def parse_args(argv) -> argparse.Namespace:
 
 
 def find_jobs(spec: str, output: Path) -> tuple[list[Job], list[Path]]:
-  """The files INPUT names, with their outputs; and the folder files passed over (not images)."""
+  """The files INPUT names, with their outputs; and the files passed over (not images)."""
   path = Path(spec)
   if path.is_file():
+    if not listing.is_image_file(path):
+      raise UsageError(f"{path} is not an image file (image files: {listing.describe()})")
     if output.is_dir() or not output.suffix:
       return [Job(path, output / path.name, named=False)], []
-    if output.suffix.lower() not in imageio.SUFFIXES:
+    if output.suffix.lower() not in jio.SUFFIXES:
       raise UsageError(f"cannot tell the output format from {output.name}; use one of "
-                       f"{', '.join(sorted(imageio.SUFFIXES))}, or a folder")
+                       f"{', '.join(sorted(jio.SUFFIXES))}, or a folder")
     return [Job(path, output, named=True)], []
   if output.is_file():
     raise UsageError(f"{output} is a file; with a folder or a glob as input, -o names a folder")
-  if path.is_dir():
-    root = path
-    found = [p for p in sorted(path.rglob("*"))
-             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)]
-  elif any(c in spec for c in "*?["):
-    root = glob_root(spec)
-    found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
-  else:
-    raise UsageError(f"{spec} does not exist (and is not a glob pattern)")
-  found = [p for p in found if not is_inside(p, output)]  # Earlier runs' outputs.
-  # A folder is searched by suffix; a glob's matches were chosen by the user and are all tried.
-  ignored = [p for p in found if path.is_dir() and p.suffix.lower() not in imageio.SUFFIXES]
-  jobs = [Job(p, output / os.path.relpath(p, root), named=False)
-          for p in found if p not in ignored]
+  try:
+    found = listing.find_images(spec, exclude=output)  # Never earlier runs' outputs.
+  except FileNotFoundError as e:
+    raise UsageError(str(e)) from e
+  jobs = [Job(p, output / os.path.relpath(p, found.root), named=False) for p in found.files]
   if not jobs:
     raise UsageError(f"no image files found in {spec}" + (
-        f" ({len(ignored)} other files; name them with a glob to try them)" if ignored else ""))
-  return jobs, ignored
-
-
-def glob_root(pattern: str) -> Path:
-  """The folder a glob's matches are relative to: its leading parts without wildcards."""
-  fixed = []
-  for part in Path(pattern).parts[:-1]:
-    if any(c in part for c in "*?["):
-      break
-    fixed.append(part)
-  return Path(*fixed)
-
-
-def is_inside(path: Path, folder: Path) -> bool:
-  return folder.resolve() in path.resolve().parents
+        f" ({len(found.passed_over)} other files)" if found.passed_over else ""))
+  return jobs, found.passed_over
 
 
 def output_path(job: Job, file_format: str) -> Path:
-  """The output file of `job` when written as `file_format` (one of imageio.FORMATS)."""
+  """The output file of `job` when written as `file_format` (one of jaxsr.io.FORMATS)."""
   if job.named:
     return job.output
-  suffix = job.output.suffix.lower()
-  if imageio.SUFFIXES.get(suffix) == file_format:
-    return job.output
-  if suffix in imageio.SUFFIXES:  # Another image format's suffix: replace it.
-    return job.output.with_suffix(NEW_SUFFIX[file_format])
+  output = job.output
+  if output.name.lower().endswith(formats.GZIP_SUFFIX):  # scan.ppm.gz -> scan.ppm -> scan.png
+    output = output.with_name(output.name[:-len(formats.GZIP_SUFFIX)])
+  suffix = output.suffix.lower()
+  if jio.SUFFIXES.get(suffix) == file_format:
+    return output
+  if suffix in formats.RASTER_SUFFIXES + formats.DICOM_SUFFIXES:  # Another format's suffix.
+    return output.with_suffix(NEW_SUFFIX[file_format])
   # No suffix (DICOM files often have none) or a part of the name such as a UID's last digits.
-  return job.output.with_name(job.output.name + NEW_SUFFIX[file_format])
+  return output.with_name(output.name + NEW_SUFFIX[file_format])
 
 
-def check_writable(image: imageio.Image, file_format: str, frames: int = 1) -> None:
-  """Refuses, before the network runs, what `imageio.write_frames` would refuse after it."""
+def check_writable(image: jio.Image, file_format: str, frames: int = 1) -> None:
+  """Refuses, before the network runs, what `jio.write_frames` would refuse after it."""
   if frames > 1 and file_format not in ("dicom", "tiff"):
     raise ValueError(f"{frames} frames can be written as a multi-frame DICOM or a multi-page "
                      "TIFF (--format dcm or tiff), not as one PNG/JPEG")
@@ -178,9 +165,9 @@ def check_writable(image: imageio.Image, file_format: str, frames: int = 1) -> N
 
 
 def describe_failure(source: Path, error: Exception) -> str:
-  if isinstance(error, imageio.UnsupportedImageError):
+  if isinstance(error, jio.UnsupportedImageError):
     return f"{source} cannot be processed: {error.reason}"
-  if isinstance(error, imageio.UnreadableImageError):
+  if isinstance(error, jio.UnreadableImageError):
     return f"{source} cannot be read: {error.reason}"
   if isinstance(error, (ValueError, OSError)):
     return f"{source}: {error}"
@@ -192,10 +179,11 @@ def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
                  ) -> tuple[Path, str] | None:
   """Reads, super-resolves and writes one file: (output, what was done), or None if skipped."""
   start = time.perf_counter()
-  frames = imageio.read_frames(job.source, dicom_range=args.dicom_range)
+  frames = jio.read_frames(job.source, dicom_range=args.dicom_range)
   image = frames[0]
   file_format = FORMATS[args.format] or (
-      imageio.SUFFIXES[job.output.suffix.lower()] if job.named else image.source_format)
+      jio.SUFFIXES[job.output.suffix.lower()] if job.named
+      else jio.output_format(image.source_format))
   out = output_path(job, file_format)
   if args.skip_existing and out.exists():
     return None
@@ -212,7 +200,7 @@ def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
   results = (upscaler.upscale_image(frame, args.outscale, progress=single, scratch_dir=out.parent)
              for frame in tqdm.tqdm(frames, desc="frames", unit="frame", leave=False,
                                     disable=single))
-  imageio.write_frames(out, results, len(frames), file_format=file_format,
+  jio.write_frames(out, results, len(frames), file_format=file_format,
                        description=description, series_description=series_description,
                        keep_series=args.keep_series)
   height, width = image.pixels.shape[:2]
@@ -241,7 +229,7 @@ def main(argv=None) -> int:
       raise UsageError(f"--outscale must be positive, got {args.outscale}")
     jobs, ignored = find_jobs(args.input, args.output)
     if (jobs[0].named and args.format != "auto"
-        and FORMATS[args.format] != imageio.SUFFIXES[args.output.suffix.lower()]):
+        and FORMATS[args.format] != jio.SUFFIXES[args.output.suffix.lower()]):
       raise UsageError(f"--format {args.format} contradicts the output name {args.output.name}")
   except UsageError as e:
     print(f"error: {e}", file=sys.stderr)

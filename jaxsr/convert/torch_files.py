@@ -4,19 +4,20 @@
 Files are opened with `torch.load(weights_only=True)`: tensors and plain containers only, never
 arbitrary pickled objects (a `.pth` from the internet is code otherwise). Files are written
 atomically (a temporary file in the target's folder, renamed over it when complete) and get the
-mode any new file gets (0644 under the usual umask 022), not a temporary file's 0600.
+mode any new file gets (0644 under the usual umask 022), not a temporary file's 0600: both through
+`jaxsr.io.atomic_write`.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import uuid
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
+
+from jaxsr.io.atomic import atomic_write
 
 # Wrapper keys of the official releases, in order of preference: Real-ESRGAN generators carry the
 # EMA weights under `params_ema` (use those), discriminators and older files under `params`.
@@ -89,7 +90,7 @@ def write_state_dict(path: str | Path, state: dict[str, np.ndarray], wrapper_key
   torch = import_torch()
   tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
   payload = {wrapper_key: tensors} if wrapper_key else tensors
-  return write_atomically(path, lambda f: torch.save(payload, f))
+  return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def write_safetensors(path: str | Path, state: dict[str, np.ndarray]) -> Path:
@@ -105,26 +106,7 @@ def write_safetensors(path: str | Path, state: dict[str, np.ndarray]) -> Path:
                          "pip install safetensors") from None
   arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
   data = safetensors_numpy.save(arrays, metadata={"format": "pt"})
-  return write_atomically(path, lambda f: f.write(data))
-
-
-def write_atomically(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
-  """Calls `write(f)` on a new file next to `path`, renamed to `path` only when complete.
-
-  The file is created like any other (mode 0666 less the umask), so the result is readable by
-  others wherever new files are; nothing is left behind if `write` fails.
-  """
-  path = Path(path).absolute()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-  try:
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-      write(f)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  return path
+  return atomic_write(path, lambda f: f.write(data))
 
 
 def _is_tensor_dict(obj: dict, torch) -> bool:

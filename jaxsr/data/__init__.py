@@ -1,6 +1,7 @@
 """Ground-truth images for training and testing: dataset builders, sources, the input pipeline.
 
-  decode.py          files -> uint8/uint16 arrays, keeping 16-bit precision
+  decode.py          decoded samples -> training's conventions (no alpha, float RGB); files are
+                     read by jaxsr.io
   builders/          TFDS builders for STARE, Shenzhen, DRIVE, NIH ChestX-ray14 (manual_dir)
   source.py          the random-access `ImageSource` interface; `open_source`
   folder.py          a folder of the user's own images as a source

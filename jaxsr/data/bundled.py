@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from jaxsr.data import decode
+from jaxsr import io as jio
 from jaxsr.data import source as source_lib
 
 RETINA_TRAIN_FRACTION = 0.6
@@ -55,9 +55,9 @@ def _radiograph(name: str) -> np.ndarray:
 
   path = get_testdata_file(name, download=False)
   if path is None:
-    raise decode.CorruptImageError(
-        f"{name} is not installed: pip install pydicom-data (or 'jaxsr[demo]')")
-  image = decode.read_dicom(path)
+    raise jio.ImageNotFoundError(
+        name, "not installed: pip install pydicom-data (or 'jaxsr[demo]')")
+  image = jio.read_samples(path)
   image.flags.writeable = False  # Shared by the entries that use it.
   return image
 

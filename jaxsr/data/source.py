@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from jaxsr import io as jio
 from jaxsr.data import decode
 
 
@@ -39,7 +40,7 @@ class ImageSource(abc.ABC):
 
   @abc.abstractmethod
   def read(self, index: int) -> np.ndarray:
-    """Image `index` as `[H, W, C]` uint8/uint16; raises `decode.CorruptImageError` naming it."""
+    """Image `index` as `[H, W, C]` uint8/uint16; raises `jio.UnreadableImageError` naming it."""
 
   def protocol(self, index: int) -> str | None:
     """The evaluation protocol image `index` is meant for ("chest-x4", "retina-x2"), where the
@@ -64,7 +65,7 @@ class ImageSource(abc.ABC):
     the stream filled, so batch shapes and the position of each later step stay the same.
 
     Raises:
-      decode.CorruptImageError: naming the image, unless `skip_corrupt`; or when none is readable.
+      jio.UnreadableImageError: naming the image, unless `skip_corrupt`; or when none is readable.
     """
     for offset in range(len(self)):
       candidate = (index + offset) % len(self)
@@ -74,7 +75,7 @@ class ImageSource(abc.ABC):
       try:
         image = self.read(candidate)
         break
-      except decode.CorruptImageError as e:
+      except jio.UnreadableImageError as e:
         if not skip_corrupt:
           raise
         with self._lock:
@@ -82,7 +83,7 @@ class ImageSource(abc.ABC):
           count = len(self._skipped)
         logging.warning("Skipping unreadable image (%d so far): %s", count, e)
     else:
-      raise decode.CorruptImageError(f"no readable image in {self.location}")
+      raise jio.UnreadableImageError(self.location, "no readable image")
     image = decode.drop_alpha(image)
     if image.dtype == np.uint8:
       image = image.astype(np.uint16) * np.uint16(257)

@@ -23,8 +23,7 @@ from typing import Sequence
 import numpy as np
 import tqdm
 
-from jaxsr.data import decode
-from jaxsr.data import folder
+from jaxsr import io as jio
 
 
 def crop_starts(length: int, crop_size: int, step: int, thresh_size: int) -> list[int]:
@@ -68,7 +67,7 @@ def extract_file(
     path: pathlib.Path, output_dir: pathlib.Path, crop_size: int, step: int, thresh_size: int
 ) -> int:
   """Writes the crops of one file into `output_dir`; returns how many."""
-  image = decode.read_image(path)
+  image = jio.read_samples(path)
   crops = extract_subimages(image, crop_size, step, thresh_size)
   output_dir.mkdir(parents=True, exist_ok=True)
   stem = image_stem(path)
@@ -88,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   args = parser.parse_args(argv)
 
   input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
-  paths = folder.list_images(input_dir)
+  paths = jio.list_folder(input_dir)
   # Sub-folders are mirrored, so equal file names in different folders do not collide.
   with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
     counts = list(tqdm.tqdm(pool.map(

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 import jaxsr.data.builders  # pylint: disable=unused-import  (registers the builders)
-from jaxsr.data import decode
+from jaxsr import io as jio
 from jaxsr.data import source
 
 
@@ -56,7 +56,7 @@ class TfdsSource(source.ImageSource):
   def read(self, index: int) -> np.ndarray:
     record = self._records[index]
     name = f"{_text(record['file_name'])} ({self._location})"
-    return decode.decode_image(record["image"], name=name)
+    return jio.decode_samples(record["image"], name=name)
 
 
 def _text(value: bytes | str) -> str:

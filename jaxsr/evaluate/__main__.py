@@ -32,6 +32,7 @@ RESULT_FILES = ("per_image.csv", "summary.json", "summary.md", "comparison.png")
 
 def _parser() -> argparse.ArgumentParser:
   from jaxsr.evaluate import protocols  # Light: numpy, PIL, ml_collections.
+  from jaxsr.models import precision
 
   parser = argparse.ArgumentParser(prog="python -m jaxsr.evaluate", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
   group.add_argument("--region", action="append", default=[], metavar="IMAGE=TOP,LEFT,SIZE",
                      help="magnified region of an image, in GT pixels (default: auto-picked)")
   group.add_argument("--inset-size", type=int, help="side of auto-picked regions in GT pixels")
-  group.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+  group.add_argument("--dtype", default="fp32", choices=precision.NAMES,
                      help="network compute dtype (bf16 for GPU/TPU)")
   group.add_argument("--quiet", action="store_true", help="no progress bars")
   return parser

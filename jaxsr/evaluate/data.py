@@ -7,7 +7,9 @@ A spec is one of:
   pydicom-data[:NAME,...]   pydicom-data's bundled radiographs (default: RG1_UNCR.dcm, RG3_UNCR.dcm)
   tfds:NAME[/CONFIG]        a jaxsr TFDS builder (`drive`, `nih_chest_xray14/random40_seed0`, ...);
                             prepared from `manual_dir` first if it is not prepared yet
-  PATH                      an image or DICOM file, or a folder of them (searched recursively)
+  PATH                      an image or DICOM file, or a folder of them (searched recursively;
+                            which files are images: `jaxsr.io.listing`, as for training and
+                            upscaling)
 
 Images are listed first and read only when iterated: a bad spec fails before any work, and
 `select` can draw a subset of a large data set without decoding the rest. Every image comes back
@@ -25,10 +27,8 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from jaxsr.data import decode
-from jaxsr.data import folder
 from jaxsr.evaluate import sources
-
-DICOM_MAGIC_OFFSET = 128  # A DICOM Part 10 file has a 128-byte preamble, then b"DICM".
+from jaxsr.io import listing
 
 
 class DataError(ValueError):
@@ -68,7 +68,7 @@ def list_images(spec: str, *, split: Optional[str] = None, data_dir: Optional[st
       return [_lazy_file(sources.skimage_path(name), sources.read_image, f"skimage:{name}")
               for name in _names(names, sources.SKIMAGE_FUNDUS)]
     if kind == "pydicom-data":
-      return [_lazy_file(sources.pydicom_data_path(name), sources.read_dicom,
+      return [_lazy_file(sources.pydicom_data_path(name), sources.read_image,
                          f"pydicom-data:{name}")
               for name in _names(names, sources.PYDICOM_RADIOGRAPHS)]
   except (FileNotFoundError, ImportError) as e:  # Not installed, or no such bundled file.
@@ -87,53 +87,21 @@ def _names(text: str, default: Sequence[str]) -> list[str]:
 
 def _lazy_file(path: pathlib.Path, reader: Callable[[str], np.ndarray],
                where: Optional[str] = None) -> LazyImage:
-  return LazyImage(name=_stem(path), where=where or str(path),
+  return LazyImage(name=sources.image_name(path), where=where or str(path),
                    load=functools.partial(reader, str(path)))
 
 
-def _stem(path: pathlib.Path) -> str:
-  name = path.name
-  if name.lower().endswith(".gz"):
-    name = name[:-3]
-  return os.path.splitext(name)[0]
-
-
-def is_dicom_file(path: pathlib.Path) -> bool:
-  """By extension, or by the magic of a Part 10 file (DICOM folders often have bare names)."""
-  if path.name.lower().endswith(sources.DICOM_EXTENSIONS):
-    return True
-  try:
-    with open(path, "rb") as f:
-      f.seek(DICOM_MAGIC_OFFSET)
-      return f.read(4) == b"DICM"
-  except OSError:
-    return False
-
-
-def read_image_file(path: str) -> np.ndarray:
-  """PNG / JPEG / TIFF / PNM / BMP (optionally gzipped), 8- or 16-bit, as HxWx3 float32."""
-  return decode.to_float_rgb(decode.read_image(path))
-
-
 def _path_images(path: pathlib.Path) -> list[LazyImage]:
+  """A file or a folder, by the one listing rule; every file is read by content."""
   if path.is_file():
-    if is_dicom_file(path):
-      return [_lazy_file(path, sources.read_dicom)]
-    if folder.is_image_file(path):
-      return [_lazy_file(path, read_image_file)]
-    raise DataError(f"{path} is neither an image file ({', '.join(folder.IMAGE_EXTENSIONS)}) "
-                    "nor a DICOM file")
+    if not listing.is_image_file(path):
+      raise DataError(f"{path} is neither an image file nor a DICOM file (image files: "
+                      f"{listing.describe()})")
+    return [_lazy_file(path, sources.read_image)]
   if not path.is_dir():
     raise DataError(f"--data {path}: no such file or folder, and not one of skimage, "
                     "pydicom-data, tfds:NAME")
-  images = []
-  for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-    # DICOM first: `folder.is_image_file` accepts .dcm too (training reads both), and a DICOM
-    # must go through the DICOM reader's intensity mapping, as `pydicom-data:` and files do.
-    if is_dicom_file(file):
-      images.append(_lazy_file(file, sources.read_dicom))
-    elif folder.is_image_file(file):
-      images.append(_lazy_file(file, read_image_file))
+  images = [_lazy_file(file, sources.read_image) for file in listing.find_images(path).files]
   if not images:
     raise DataError(f"no image or DICOM files under {path.resolve()}")
   return images
@@ -172,7 +140,7 @@ def _tfds_images(name: str, split: Optional[str], data_dir: Optional[str],
   # In file-name order: TFDS stores examples in an order of its own (hashed keys), which may
   # differ between file formats; names make `select`'s draw depend on the data set alone.
   order = sorted(range(len(source)), key=source.name)
-  return [LazyImage(name=_stem(pathlib.Path(source.name(i))),
+  return [LazyImage(name=sources.image_name(pathlib.Path(source.name(i))),
                     where=f"tfds:{name} split {split} #{i} ({source.name(i)})",
                     load=functools.partial(_read_tfds, source, i))
           for i in order]

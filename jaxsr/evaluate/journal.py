@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from jaxsr.evaluate import figures
+from jaxsr.io.atomic import atomic_write
 
 DIRECTORY = "evaluation.partial"
 
@@ -84,8 +85,7 @@ class Journal:
       meta = {"name": figure_row.name, "captions": dict(figure_row.captions),
               "models": list(figure_row.outputs), "region": figure_row.region}
       path = os.path.join(self.directory, f"figure_{figure_index}.npz")
-      np.savez(path + ".tmp.npz", meta=np.asarray(json.dumps(meta)), **arrays)
-      os.replace(path + ".tmp.npz", path)
+      atomic_write(path, lambda f: np.savez(f, meta=np.asarray(json.dumps(meta)), **arrays))
     rows = [{key: _plain(value) for key, value in row.items()} for row in rows]
     with open(self._rows_file, "a") as f:
       f.write(json.dumps({"image": image, "rows": rows}) + "\n")

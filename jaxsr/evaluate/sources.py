@@ -5,10 +5,12 @@
   download helper can be triggered.
 * `dicom_images`: pydicom-data's computed radiographs (`RG1_UNCR.dcm`, `RG3_UNCR.dcm`), found with
   `pydicom.data.get_testdata_file(..., download=False)`.
-* `folder_images`: every PNG / JPEG / TIFF / BMP / PPM / DICOM file of a folder, sorted by name.
+* `folder_images`: every image file under a folder (the one listing rule of `jaxsr.io.listing`:
+  image suffixes or DICOM content, recursively, hidden files left out, sorted).
 
 Gray images are repeated to three channels (the networks are RGB); 16-bit files are divided by
-65535, 8-bit ones by 255. Decoding is shared with training (images) and inference (DICOM).
+65535, 8-bit ones by 255, DICOM goes through the one intensity mapping of `jaxsr.io.dicom`.
+Every file is read by `jaxsr.io` (by content), as in training and upscaling.
 """
 
 from __future__ import annotations
@@ -20,36 +22,22 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from jaxsr.data import decode
-from jaxsr.data.folder import DICOM_EXTENSIONS  # One list of DICOM suffixes.
-from jaxsr.infer import imageio
+from jaxsr import io as jio
+from jaxsr.io import listing
 
 SKIMAGE_FUNDUS = ("retina.jpg", "microaneurysms.png")
 PYDICOM_RADIOGRAPHS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
 
 
-def read_image(path: str) -> np.ndarray:
-  """An image or DICOM file as HxWx3 float32 in [0, 1] (alpha dropped, gray repeated).
+def read_image(path: str | os.PathLike) -> np.ndarray:
+  """An image or DICOM file (recognised by content) as HxWx3 float32 in [0, 1].
 
-  Images go through the training data's decoder (`jaxsr.data.decode`: 8/16-bit PNG, TIFF, JPEG,
-  PPM/PGM, 16-bit colour kept), DICOM through `read_dicom`.
+  Alpha is dropped and gray repeated. Raster files give samples / 255 or / 65535; a single-frame
+  DICOM gives the "data" mapping of `jaxsr.io.dicom` (modality rescale, the image's own min..max,
+  MONOCHROME1 inverted so that bright means dense; no VOI window), unquantised: the pixels
+  `python -m jaxsr.upscale` computes on.
   """
-  if path.lower().endswith(DICOM_EXTENSIONS):
-    return read_dicom(path)
-  return decode.to_float_rgb(decode.read_image(path))
-
-
-def read_dicom(path: str) -> np.ndarray:
-  """A single-frame DICOM image as HxWx3 float32 in [0, 1].
-
-  Read by the inference reader (`jaxsr.infer.imageio`, "data" range): the stored values go
-  through the modality rescale, are min-max normalised over the image, and MONOCHROME1 images
-  (where high values are dark) are inverted so that, as in MONOCHROME2, bright means dense
-  tissue. No VOI window is applied: the whole recorded range is kept.
-  """
-  pixels = imageio.read_image(path, dicom_range="data").pixels
-  return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
+  return jio.read_image(path, dicom_range="data").rgb()
 
 
 def skimage_path(name: str) -> pathlib.Path:
@@ -85,14 +73,24 @@ def skimage_images(names: Sequence[str] = SKIMAGE_FUNDUS) -> Iterator[tuple[str,
 def dicom_images(names: Sequence[str] = PYDICOM_RADIOGRAPHS) -> Iterator[tuple[str, np.ndarray]]:
   """pydicom-data's radiographs (pip install pydicom-data), never downloaded."""
   for name in names:
-    yield os.path.splitext(name)[0], read_dicom(str(pydicom_data_path(name)))
+    yield os.path.splitext(name)[0], read_image(pydicom_data_path(name))
 
 
 def folder_images(folder: str, limit: Optional[int] = None) -> Iterator[tuple[str, np.ndarray]]:
-  """Every image file of `folder` (not recursive), sorted by name; at most `limit` of them."""
-  extensions = IMAGE_EXTENSIONS + DICOM_EXTENSIONS
-  names = sorted(name for name in os.listdir(folder) if name.lower().endswith(extensions))
-  if not names:
-    raise FileNotFoundError(f"No image files ({', '.join(extensions)}) in {folder}")
-  for name in names[:limit]:
-    yield os.path.splitext(name)[0], read_image(os.path.join(folder, name))
+  """Every image file under `folder` (see `jaxsr.io.listing`), sorted; at most `limit` of them.
+
+  Names are file names without their suffixes (and `.gz`).
+  """
+  paths = jio.find_images(folder).files if os.path.isdir(folder) else []
+  if not paths:
+    raise FileNotFoundError(f"No image files ({listing.describe()}) in {folder}")
+  for path in paths[:limit]:
+    yield image_name(path), read_image(path)
+
+
+def image_name(path: pathlib.Path) -> str:
+  """A file's name without its image suffix and an optional `.gz` (`im0001.ppm.gz` -> `im0001`)."""
+  name = path.name
+  if name.lower().endswith(".gz"):
+    name = name[:-3]
+  return os.path.splitext(name)[0]

@@ -1,1 +1,1 @@
-"""Inference: image I/O, tiling, the devices tiles are split over, and the Upscaler."""
+"""Inference: tiling, the devices tiles are split over, and the Upscaler (image files: jaxsr.io)."""

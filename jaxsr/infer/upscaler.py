@@ -40,12 +40,12 @@ import numpy as np
 import PIL.Image
 
 from jaxsr import checkpoint
+from jaxsr import io as jio
 from jaxsr.infer import devices as devices_lib
-from jaxsr.infer import imageio
 from jaxsr.infer import tiling
+from jaxsr.models import precision
 from jaxsr.models.generators import receptive_radius
 
-DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 LUMA_BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 # Output buffers above this many bytes live in an unlinked temporary file instead of RAM.
 MEMMAP_ABOVE_BYTES = 1 << 30
@@ -176,7 +176,8 @@ class Upscaler:
   Args:
     model_dir: a generator directory (`python -m jaxsr.convert`); anything else is refused with
       a `checkpoint.CheckpointError`.
-    dtype: "fp32", or "bf16" to compute in bfloat16 (GPU/TPU; parameters stay fp32).
+    dtype: "fp32" (or "float32"), or "bf16" ("bfloat16") to compute in bfloat16 (GPU/TPU;
+      parameters stay fp32); see `jaxsr.models.precision`.
     tile: 0 runs each image whole (on one device). Otherwise the original's tile size: windows
       are `tile + 2 * tile_pad` pixels, less than `tile` apart, and an image that fits in one
       window runs at its own shape (compiled once per shape; see `jaxsr.infer.tiling`).
@@ -199,8 +200,7 @@ class Upscaler:
 
   def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0,
                tile_pad: int | None = None, pre_pad: int = 0, batch: int = 1, devices=None):
-    if dtype not in DTYPES:
-      raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    compute_dtype = precision.compute_dtype(dtype)  # A name outside the vocabulary fails here.
     for name, value, least in (("tile", tile, 0), ("tile_pad", tile_pad, 0),
                                ("pre_pad", pre_pad, 0), ("batch", batch, 1)):
       if value is not None and (int(value) != value or value < least):
@@ -213,7 +213,7 @@ class Upscaler:
     variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
     self.scale: int = int(metadata.arch["scale"])
-    module = checkpoint.build_model(metadata, DTYPES[dtype])
+    module = checkpoint.build_model(metadata, compute_dtype)
     self.tile, self.pre_pad = tile, pre_pad
     self.tile_pad: int = default_tile_pad(module) if tile_pad is None else tile_pad
     self.input_multiple: int = module.input_multiple
@@ -263,10 +263,10 @@ class Upscaler:
       return network_out
     return resize_lanczos(network_out, *target, out=buffer(target + (channels,)))
 
-  def upscale_image(self, image: imageio.Image, outscale: float | None = None, *,
+  def upscale_image(self, image: jio.Image, outscale: float | None = None, *,
                     progress: bool = False, scratch_dir=None,
-                    memmap_above: int = MEMMAP_ABOVE_BYTES) -> imageio.Image:
-    """An `imageio.Image` (e.g. from `imageio.read_image`) super-resolved, metadata kept."""
+                    memmap_above: int = MEMMAP_ABOVE_BYTES) -> jio.Image:
+    """A `jaxsr.io.Image` (e.g. from `jaxsr.io.read_image`) super-resolved, metadata kept."""
     pixels = self.upscale_pixels(image.pixels, outscale, progress=progress,
                                  scratch_dir=scratch_dir, memmap_above=memmap_above)
     alpha = None

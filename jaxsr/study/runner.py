@@ -72,7 +72,7 @@ def train_arm(base: ml_collections.ConfigDict, arm: Mapping[str, Any], workdir: 
 
 def pretrained_dir(base: ml_collections.ConfigDict, workdir: Path) -> Path:
   """The starting generator as a model directory (a raw .pth/.param is converted once)."""
-  return pretrained.resolve(base.generator.init, "generator", workdir, base.generator.howto)
+  return pretrained.resolve(base.generator.init, "generator", workdir)
 
 
 def starting_models(base: ml_collections.ConfigDict, arms: Sequence[Mapping[str, Any]],

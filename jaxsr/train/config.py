@@ -11,32 +11,26 @@ import ml_collections
 from jaxsr.data import input_pipeline
 from jaxsr.train import pretrained
 
-PRETRAINED_HOWTO = (
-    "download the official release files from https://github.com/xinntao/Real-ESRGAN/releases "
-    "(RealESRGAN_x4plus.pth, RealESRGAN_x4plus_netD.pth) and either point the config at them "
-    "(--config.generator.init=RealESRGAN_x4plus.pth; they are converted on first use) or convert "
-    "them once with `python -m jaxsr.convert FILE -o models/NAME`")
-
-
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.total_steps = 3000
   config.batch_size = 10  # Global, over all devices and hosts.
-  config.compute_dtype = "float32"  # "bfloat16" on GPU/TPU; params and optimiser stay float32.
+  # "bfloat16" (or "bf16") on GPU/TPU; params and optimiser stay float32 (jaxsr.models.precision).
+  config.compute_dtype = "float32"
 
   # Starting weights: a jaxsr model directory, a .pth/.param file (converted on first use), or ""
   # for a fresh initialisation with `arch`. arch.type names the architecture (RRDBNet or
   # SRVGGNetCompact; see configs/compact_medical.py); with `init`, the file decides the sizes and
   # must hold that type.
   config.generator = ml_collections.ConfigDict(dict(
-      init="models/RealESRGAN_x4plus", howto=PRETRAINED_HOWTO,
+      init="models/RealESRGAN_x4plus",
       arch=dict(type="RRDBNet", scale=4, num_feat=64, num_block=23, num_grow_ch=32)))
   # warmup_steps: BasicSR's net_d_init_iters (0 in the paper's recipe, which starts D from
   # RealESRGAN_x4plus_netD): the first steps train D alone, G is held. A D that starts from
   # scratch otherwise steers G with its first, meaningless gradients.
   config.discriminator = ml_collections.ConfigDict(dict(
-      init="models/RealESRGAN_x4plus_netD", howto=PRETRAINED_HOWTO, num_feat=64,
+      init="models/RealESRGAN_x4plus_netD", num_feat=64,
       warmup_steps=0))
   config.perceptual = ml_collections.ConfigDict(dict(
       network="vgg19", checkpoint="models/vgg19",

@@ -18,6 +18,12 @@ from jaxsr import checkpoint
 from jaxsr.models import UNetDiscriminatorSN, build_generator, generator_type
 
 CONVERTIBLE_SUFFIXES = (".pth", ".pt", ".param")
+# What a missing starting-weights file's error says to do (help text lives here, not in configs).
+HOWTO = (
+    "download the official release files from https://github.com/xinntao/Real-ESRGAN/releases "
+    "(RealESRGAN_x4plus.pth, RealESRGAN_x4plus_netD.pth) and either point the config at them "
+    "(--config.generator.init=RealESRGAN_x4plus.pth; they are converted on first use) or convert "
+    "them once with `python -m jaxsr.convert FILE -o models/NAME`")
 
 
 class PretrainedWeightsError(Exception):
@@ -48,7 +54,7 @@ def offline_compact() -> str:
 OFFLINE_WEIGHTS = {"x4plus": offline_x4plus, "compact": offline_compact}
 
 
-def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:
+def resolve(init: str, kind: str, workdir: Path) -> Path:
   """The model directory `init` names, converting a raw weight file on first use."""
   path = Path(init)
   if path.suffix.lower() in CONVERTIBLE_SUFFIXES and path.is_file():
@@ -62,24 +68,24 @@ def resolve(init: str, kind: str, workdir: Path, howto: str) -> Path:
         raise PretrainedWeightsError(str(e)) from e
     return target
   if not path.exists():
-    raise PretrainedWeightsError(f"the {kind} weights {init!r} do not exist: {howto}")
+    raise PretrainedWeightsError(f"the {kind} weights {init!r} do not exist: {HOWTO}")
   return path
 
 
-def _load(init: str, kind: str, workdir: Path, howto: str) -> tuple[Any, checkpoint.ModelMetadata]:
+def _load(init: str, kind: str, workdir: Path) -> tuple[Any, checkpoint.ModelMetadata]:
   """(variables, metadata) of the `kind` model `init` names."""
   try:
-    return checkpoint.load(resolve(init, kind, workdir, howto), expect_kind=kind)
+    return checkpoint.load(resolve(init, kind, workdir), expect_kind=kind)
   except checkpoint.CheckpointError as e:
     raise PretrainedWeightsError(str(e)) from e
 
 
-def generator(init: str, arch, workdir: Path, howto: str, rng: jax.Array, lq_size: int,
+def generator(init: str, arch, workdir: Path, rng: jax.Array, lq_size: int,
               dtype) -> tuple[Any, Any]:
   """(module, params) of the generator to fine-tune. With `init`, the file decides the
   architecture's size; the configured `arch.type` must name the architecture it holds."""
   if init:
-    variables, meta = _load(init, "generator", workdir, howto)
+    variables, meta = _load(init, "generator", workdir)
     configured, found = generator_type(arch), generator_type(meta.arch)
     if configured != found:
       raise PretrainedWeightsError(
@@ -91,11 +97,11 @@ def generator(init: str, arch, workdir: Path, howto: str, rng: jax.Array, lq_siz
   return module, jax.jit(module.init)(rng, x)["params"]
 
 
-def discriminator(init: str, num_feat: int, workdir: Path, howto: str, rng: jax.Array,
+def discriminator(init: str, num_feat: int, workdir: Path, rng: jax.Array,
                   gt_size: int, dtype) -> tuple[UNetDiscriminatorSN, dict[str, Any]]:
   """(module, {"params", "spectral"}) of the discriminator."""
   if init:
-    variables, meta = _load(init, "discriminator", workdir, howto)
+    variables, meta = _load(init, "discriminator", workdir)
     return UNetDiscriminatorSN(**meta.arch, dtype=dtype), variables
   module = UNetDiscriminatorSN(num_feat=num_feat, dtype=dtype)
   x = np.zeros((1, gt_size, gt_size, 3), np.float32)

@@ -13,14 +13,23 @@ and they stay on record.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from jaxsr.io.atomic import atomic_write
+
 RUN_INFO = "run.json"
 
-# Changing these on resume is routine, so it is recorded but not announced.
+# Changes a resume records in run.json without printing: a longer run; fields a jaxsr version
+# added (a run from before has None for them) or removed (help text once stored in the config).
 _ROUTINE_CHANGES = frozenset({"total_steps"})
+_ADDED_FIELDS = frozenset({"generator.arch.type", "discriminator.warmup_steps"})
+_REMOVED_FIELDS = frozenset({"generator.howto", "discriminator.howto"})
+
+
+def _is_routine(key: str, old: Any, new: Any) -> bool:
+  return (key in _ROUTINE_CHANGES or (key in _ADDED_FIELDS and old is None)
+          or (key in _REMOVED_FIELDS and new is None))
 
 
 def flatten_config(config) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def _effective_config(record: dict[str, Any]) -> dict[str, Any]:
 
 def describe_changes(changes: dict[str, list[Any]]) -> str | None:
   """A console line for the changes that are not routine; None if there are none."""
-  notable = {k: v for k, v in changes.items() if k not in _ROUTINE_CHANGES}
+  notable = {k: v for k, v in changes.items() if not _is_routine(k, *v)}
   if not notable:
     return None
   fields = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in notable.items())
@@ -158,9 +167,8 @@ def _update(workdir: Path, **entries: Any) -> None:
 
 
 def _write(path: Path, record: dict[str, Any]) -> None:
-  temporary = path.with_name(path.name + ".tmp")
-  temporary.write_text(json.dumps(record, indent=2))
-  os.replace(temporary, path)  # A run killed mid-write keeps the previous record.
+  # A run killed mid-write keeps the previous record.
+  atomic_write(path, lambda f: f.write(json.dumps(record, indent=2).encode()))
 
 
 def generator_arch(workdir: Path) -> dict[str, int]:

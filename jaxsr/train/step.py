@@ -35,7 +35,7 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
   and `d_warmup_steps` (0: none).
   """
   layer_weights = dict(config.perceptual_layer_weights)
-  warmup_steps = int(config.get("d_warmup_steps", 0))
+  warmup_steps = int(config.d_warmup_steps)
 
   def discriminate(d_params, spectral, images):
     logits, updates = discriminator.apply(

@@ -35,10 +35,9 @@ from jaxsr.train import run_record
 from jaxsr.train import sharding
 from jaxsr.train import state as state_lib
 from jaxsr.train import validation as validation_lib
-from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator
+from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator, precision
 from jaxsr.train.step import make_train_step
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # `train`'s stopped_by when validation ended the run: a normal end (exported), not a preemption.
 EARLY_STOPPING = "early stopping"
 
@@ -82,7 +81,7 @@ def _agreed_stop(signal_name: str | None, step: int, config) -> str | None:
   """
   if jax.process_count() == 1:
     return signal_name
-  every = max(1, config.get("stop_check_every_steps", 10))
+  every = max(1, config.stop_check_every_steps)
   if step % every and step != config.total_steps:
     return None
   if not sharding.any_process(signal_name is not None):
@@ -131,8 +130,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   from jaxsr.data import input_pipeline
 
   # A bad validation setting fails before any work.
-  best_metric = config.validation.get("best_metric", "")
-  patience = config.validation.get("early_stop_patience", 0)
+  best_metric = config.validation.best_metric
+  patience = config.validation.early_stop_patience
   if config.validation.every_steps and best_metric:
     validation_lib.check_best_metric(best_metric)
   if patience < 0:
@@ -148,7 +147,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   stopped = run_record.early_stopped(workdir, config.total_steps) if is_chief else None
   if sharding.any_process(stopped is not None):
     return _already_stopped_early(workdir, stopped, is_chief)
-  dtype = COMPUTE_DTYPES[config.compute_dtype]
+  dtype = precision.compute_dtype(config.compute_dtype)
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
   replicated, batch_sharding = sharding.replicated(mesh), sharding.batch_sharded(mesh)
@@ -251,8 +250,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
         run_record.record_first_validation(workdir, reference)
       warnings = validation_lib.guard_rail_warnings(
           step, values, reference,
-          warn_bias_levels=config.validation.get("warn_bias_levels", 0.0),
-          warn_gradient_ratio=config.validation.get("warn_gradient_ratio", 0.0))
+          warn_bias_levels=config.validation.warn_bias_levels,
+          warn_gradient_ratio=config.validation.warn_gradient_ratio)
       values["val/warnings"] = float(len(warnings))  # A TensorBoard curve of the console's lines.
       run_record.record_validation(workdir, step, values)
       stop = keep_best(step, values, warnings)
@@ -357,7 +356,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
     if config.evaluate_after.images and config.generator.init:
       final_eval.pretrained_vs_finetuned(
           config.evaluate_after, workdir,
-          pretrained.resolve(config.generator.init, "generator", workdir, config.generator.howto),
+          pretrained.resolve(config.generator.init, "generator", workdir),
           Path(exported["model_dir"]))
   return {"step": step, "stopped_by": stopped_by, "export": exported}
 
@@ -385,10 +384,10 @@ def _initial_state(config, workdir: Path, dtype, g_tx, d_tx):
   degradation = config.data.degradation
   g_rng, d_rng = jax.random.split(jax.random.key(config.seed))
   generator, g_params = pretrained.generator(
-      config.generator.init, config.generator.arch, workdir, config.generator.howto, g_rng,
+      config.generator.init, config.generator.arch, workdir, g_rng,
       degradation.gt_size // degradation.scale, dtype)
   discriminator, d_variables = pretrained.discriminator(
-      config.discriminator.init, config.discriminator.num_feat, workdir, config.discriminator.howto,
+      config.discriminator.init, config.discriminator.num_feat, workdir,
       d_rng, degradation.gt_size, dtype)
   return generator, discriminator, state_lib.create(g_params, d_variables, g_tx, d_tx)
 

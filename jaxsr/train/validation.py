@@ -139,8 +139,8 @@ class Validation:
       local_batch: this host's rows of a training batch; the stacked crops are padded to a
         multiple of it, so they split evenly over this host's devices.
     """
-    requested = config.get("protocol", AUTO)
-    crop, per_image = config.get("crop", 48), config.get("crops_per_image", 2)
+    requested = config.protocol
+    crop, per_image = config.crop, config.crops_per_image
     if crop < 1 or per_image < 1:
       raise ValueError(f"validation.crop ({crop}) and crops_per_image ({per_image}) must be >= 1")
     self._protocols: dict[str, ml_collections.ConfigDict] = {}

@@ -99,7 +99,7 @@ def test_compact_weights_as_init_of_an_rrdbnet_config_are_refused(tmp_path):
   arch = dict(type="RRDBNet", scale=4, num_feat=64, num_block=23, num_grow_ch=32)
   with pytest.raises(pretrained.PretrainedWeightsError,
                      match="holds an SRVGGNetCompact, but generator.arch.type is 'RRDBNet'"):
-    pretrained.generator(str(tmp_path / "compact"), arch, tmp_path, "", None, 16, jnp.float32)
+    pretrained.generator(str(tmp_path / "compact"), arch, tmp_path, None, 16, jnp.float32)
 
 
 # --------------------------------------------------------------------------- real weights

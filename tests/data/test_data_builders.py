@@ -12,7 +12,7 @@ from jaxsr.data import builders
 from jaxsr.data import tfds_source
 from jaxsr.data.builders import __main__ as builders_cli
 from jaxsr.data.builders import base
-from tests.data import fixture_images as fx
+from tests.io import fixture_images as fx
 
 
 def _build(builder_cls, manual_dir, data_dir, config=None, file_format="tfrecord"):

@@ -7,10 +7,10 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from jaxsr.data import decode
+from jaxsr import io as jio
 from jaxsr.data import folder
 from jaxsr.data import source
-from tests.data import fixture_images as fx
+from tests.io import fixture_images as fx
 
 
 def _tree(tmp_path):
@@ -31,7 +31,7 @@ def _tree(tmp_path):
 
 def test_lists_recursively_in_sorted_order_and_ignores_other_files(tmp_path):
   _tree(tmp_path)
-  listed = [p.relative_to(tmp_path).as_posix() for p in folder.list_images(tmp_path)]
+  listed = [p.relative_to(tmp_path).as_posix() for p in folder.ImageFolder(tmp_path).paths]
   assert listed == ["a/rgba.png", "a/z_gray16.png", "b/im0002.ppm.gz", "c.PNG"]
 
 
@@ -56,7 +56,7 @@ def test_corrupt_file_raises_naming_it_or_is_skipped_and_counted(tmp_path):
   fx.write(tmp_path / "a" / "broken.png", b"\x89PNG\r\n\x1a\n garbage")
   src = folder.ImageFolder(tmp_path)
   broken = [i for i in range(len(src)) if src.name(i).endswith("broken.png")][0]
-  with pytest.raises(decode.CorruptImageError, match="broken.png"):
+  with pytest.raises(jio.UnreadableImageError, match="broken.png"):
     src.read_for_training(broken, skip_corrupt=False)
   assert src.skipped == {}
   replacement = src.read_for_training(broken, skip_corrupt=True)
@@ -68,7 +68,7 @@ def test_corrupt_file_raises_naming_it_or_is_skipped_and_counted(tmp_path):
 
 def test_all_corrupt_fails_even_when_skipping(tmp_path):
   fx.write(tmp_path / "x.png", b"nope")
-  with pytest.raises(decode.CorruptImageError, match="no readable image"):
+  with pytest.raises(jio.UnreadableImageError, match="no readable image"):
     folder.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=True)
 
 
@@ -102,5 +102,5 @@ def test_dicom_files_train_as_a_viewer_shows_them_at_16_bits(tmp_path, name):
 def test_broken_dicom_raises_naming_it(tmp_path):
   data = open(get_testdata_file("RG3_UNCR.dcm"), "rb").read()
   fx.write(tmp_path / "cut.dcm", data[: len(data) // 2])
-  with pytest.raises(decode.CorruptImageError, match="cut.dcm"):
+  with pytest.raises(jio.UnreadableImageError, match="cut.dcm"):
     folder.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=False)

@@ -15,7 +15,7 @@ from jaxsr.data import builders
 from jaxsr.data import folder
 from jaxsr.data import input_pipeline
 from jaxsr.data import source as source_lib
-from tests.data import fixture_images as fx
+from tests.io import fixture_images as fx
 
 WINDOW = 32
 

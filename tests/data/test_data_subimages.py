@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from jaxsr.data import decode
+from jaxsr import io as jio
 from jaxsr.data import subimages
-from tests.data import fixture_images as fx
+from tests.io import fixture_images as fx
 
 
 @pytest.mark.parametrize("length,thresh,expected", [
@@ -42,11 +42,11 @@ def test_cli_writes_numbered_png_crops_keeping_16bit_gray(tmp_path):
   # 60 rows -> starts 0, 20; 90 columns -> 0, 20, 40, 50 (10 px left > 0).
   chest_offsets = [(t, l) for t in (0, 20) for l in (0, 20, 40, 50)]
   for number, (top, left) in enumerate(chest_offsets, start=1):
-    crop = decode.read_image(tmp_path / "out" / f"chest_s{number:03d}.png")
+    crop = jio.read_samples(tmp_path / "out" / f"chest_s{number:03d}.png")
     assert crop.dtype == np.uint16
     np.testing.assert_array_equal(crop[..., 0], xray[top:top + 40, left:left + 40])
   eye_offsets = [(t, l) for t in (0, 10) for l in (0, 10)]
   for number, (top, left) in enumerate(eye_offsets, start=1):
-    crop = decode.read_image(tmp_path / "out" / "eye" / f"im0001_s{number:03d}.png")
+    crop = jio.read_samples(tmp_path / "out" / "eye" / f"im0001_s{number:03d}.png")
     np.testing.assert_array_equal(crop, fundus[top:top + 40, left:left + 40])
   assert len(list((tmp_path / "out").rglob("*.png"))) == len(chest_offsets) + len(eye_offsets)

@@ -37,7 +37,7 @@ def test_read_dicom_applies_rescale_normalises_and_inverts_monochrome1(tmp_path,
   raw = np.random.default_rng(0).integers(100, 4000, size=(12, 10))
   path = tmp_path / "x.dcm"
   write_dicom(path, raw, photometric, slope=2.0, intercept=-50.0)
-  image = sources.read_dicom(str(path))
+  image = sources.read_image(str(path))
   values = 2.0 * raw - 50.0
   expected = (values - values.min()) / (values.max() - values.min())
   if photometric == "MONOCHROME1":

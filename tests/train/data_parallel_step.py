@@ -42,7 +42,8 @@ def main():
   opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
   g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
   loss = ml_collections.ConfigDict(dict(pixel_weight=1.0, perceptual_weight=1.0, gan_weight=0.1,
-                                        ema_decay=0.999, perceptual_layer_weights={}))
+                                        ema_decay=0.999, perceptual_layer_weights={},
+                                        d_warmup_steps=0))
   devices = jax.devices()[: args.devices] if args.devices else jax.devices()
   mesh = sharding.make_mesh(devices)
   step = sharding.jit_data_parallel(

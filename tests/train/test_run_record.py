@@ -42,6 +42,12 @@ def test_fresh_run_records_its_config_and_resumes_record_what_changed(tmp_path):
   assert run_record.record_start(tmp_path, generator_arch=ARCH, config=longer,
                                  start_step=10) == {"total_steps": [10, 20]}
   assert run_record.describe_changes({"total_steps": [10, 20]}) is None  # Routine.
+  # A run from before a field existed, resumed by a jaxsr that has it at its default (or no
+  # longer has a field): routine. The same field changed by the user is not.
+  assert run_record.describe_changes({"generator.arch.type": [None, "RRDBNet"],
+                                      "generator.howto": ["download ...", None]}) is None
+  assert "discriminator.warmup_steps: 0 -> 100" in run_record.describe_changes(
+      {"discriminator.warmup_steps": [0, 100]})
   # Compared with the effective config (start + earlier resumes), not the starting one.
   changed = config(**{"total_steps": 20, "optimizer.lr": 5e-5, "data.source": "/data/drive"})
   changes = run_record.record_start(tmp_path, generator_arch=ARCH, config=changed, start_step=15)

@@ -71,7 +71,7 @@ def torch_reference_step(net_g, net_d, vgg, batch, weights):
 def loss_config():
   return ml_collections.ConfigDict(dict(
       pixel_weight=1.0, perceptual_weight=1.0, gan_weight=0.1, ema_decay=0.999,
-      perceptual_layer_weights=LAYER_WEIGHTS))
+      perceptual_layer_weights=LAYER_WEIGHTS, d_warmup_steps=0))
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ given --tile 0 where values are compared, so both see zero padding at the border
 and PIL's Lanczos.
 """
 
+import gzip
 import os
 import shutil
 
@@ -91,6 +92,28 @@ def test_glob_keeps_paths_below_its_fixed_folders_and_names_suffixless_dicom(mod
   assert run("-i", f"{data}/p2/IM*", "-o", tmp_path / "dcm", "--model", dirs[2]) == 0
   assert files_under(tmp_path / "dcm") == ["IM0001.dcm"]
   assert pydicom.dcmread(tmp_path / "dcm" / "IM0001.dcm").Rows == 32
+
+
+def test_bmp_and_gzipped_pgm_are_upscaled_like_any_image_and_written_as_png(models, tmp_path,
+                                                                            capsys):
+  # Training always read these; the one listing rule and decoder make upscaling read them too.
+  nets, dirs = models
+  src = tmp_path / "in"
+  src.mkdir()
+  rgb = reference.random_image((12, 10, 3), seed=3)
+  Image.fromarray(rgb).save(src / "a.bmp")
+  gray16 = reference.random_image((8, 6), seed=4).astype(np.uint16) * 257
+  (src / "b.pgm.gz").write_bytes(gzip.compress(
+      b"P5\n6 8\n65535\n" + gray16.astype(">u2").tobytes()))
+  assert run("-i", src, "-o", tmp_path / "out", "--model", dirs[2], "--tile", 0) == 0
+  assert "2 written, 0 skipped, 0 failed" in capsys.readouterr().out
+  assert files_under(tmp_path / "out") == ["a.png", "b.png"]
+  with Image.open(tmp_path / "out" / "a.png") as a, Image.open(tmp_path / "out" / "b.png") as b:
+    assert (a.mode, a.size, b.mode, b.size) == ("RGB", (20, 24), "I;16", (12, 16))
+    expected = np.round(np.clip(reference.torch_sr(nets[2], rgb / np.float32(255)), 0, 1) * 255)
+    assert np.abs(np.asarray(a).astype(int) - expected).max() <= 1
+    expected = np.round(reference.torch_sr_gray(nets[2], gray16 / np.float32(65535)) * 65535)
+    assert np.abs(np.asarray(b).astype(int) - expected).max() <= 1
 
 
 def test_bad_files_are_reported_the_others_written_and_nothing_partial_left(models, tmp_path,

@@ -24,6 +24,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxsr import io as jio
 from jaxsr.data import decode
 
 # ITU-R 601 luma, as Pillow's "L" conversion, for the rare colour file in a gray data set.
@@ -139,7 +140,7 @@ class ManualImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
 
   def _generate_examples(self, paths: list[pathlib.Path]):
     for path in paths:
-      decoded = decode.read_image(path)
+      decoded = jio.read_samples(path)
       image = fit_layout(decoded, channels=self.CHANNELS, dtype=self.DTYPE, name=str(path))
       depth = decode.bit_depth(decoded)
       common = {"channels": decoded.shape[-1], "bit_depth": depth}

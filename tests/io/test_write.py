@@ -1,10 +1,10 @@
-"""PNG/TIFF/JPEG in and out: bit depth, gray vs colour, alpha, metadata, errors, atomic writes.
+"""PNG/TIFF/JPEG written by jaxsr.io (after reading): bit depth, gray vs colour, alpha, metadata,
+failed and refused writes, permissions. Reading alone is tested in test_raster.py.
 
 Fixtures are written with Pillow, tifffile or TensorFlow and results are checked with them and
 NumPy, never with jaxsr's own reader alone. The "network" is nearest-neighbour x2 in NumPy.
 """
 
-import io
 import os
 import stat
 
@@ -15,7 +15,7 @@ import PIL.JpegImagePlugin
 import pytest
 import tifffile
 
-from jaxsr.infer import imageio
+from jaxsr import io as jio
 
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
@@ -24,7 +24,7 @@ def nearest_x2(a: np.ndarray) -> np.ndarray:
   return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
 
 
-def upscale(image: imageio.Image) -> imageio.Image:
+def upscale(image: jio.Image) -> jio.Image:
   alpha = None if image.alpha is None else nearest_x2(image.alpha)
   return image.with_pixels(nearest_x2(image.pixels), alpha)
 
@@ -72,9 +72,9 @@ def check_read(image, samples, bits, mode):
 def test_8bit_png_round_trip(tmp_path, mode):
   samples = random_samples((7, 9, CHANNELS[mode]), 8)
   pil_array(samples).save(tmp_path / "in.png")
-  image = imageio.read_image(tmp_path / "in.png")
+  image = jio.read_image(tmp_path / "in.png")
   check_read(image, samples, 8, mode)
-  imageio.write_image(tmp_path / "out.png", upscale(image))
+  jio.write_image(tmp_path / "out.png", upscale(image))
   with PIL.Image.open(tmp_path / "out.png") as written:
     assert written.mode == mode
     np.testing.assert_array_equal(as_hwc(np.asarray(written)), nearest_x2(samples))
@@ -84,9 +84,9 @@ def test_16bit_gray_png_round_trip(tmp_path):
   samples = random_samples((11, 6, 1), 16)
   assert len(np.unique(samples)) > 60  # Every value is a distinct 16-bit level.
   PIL.Image.fromarray(samples[..., 0]).save(tmp_path / "in.png")  # Pillow's "I;16".
-  image = imageio.read_image(tmp_path / "in.png")
+  image = jio.read_image(tmp_path / "in.png")
   check_read(image, samples, 16, "L")
-  imageio.write_image(tmp_path / "out.png", upscale(image))
+  jio.write_image(tmp_path / "out.png", upscale(image))
   with PIL.Image.open(tmp_path / "out.png") as written:
     assert written.mode == "I;16"
     np.testing.assert_array_equal(as_hwc(np.asarray(written)), nearest_x2(samples))
@@ -95,7 +95,7 @@ def test_16bit_gray_png_round_trip(tmp_path):
 def test_16bit_gray_png_keeps_more_than_256_levels(tmp_path):
   ramp = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32, 1)  # 1024 levels.
   PIL.Image.fromarray(ramp[..., 0]).save(tmp_path / "in.png")
-  imageio.write_image(tmp_path / "out.png", upscale(imageio.read_image(tmp_path / "in.png")))
+  jio.write_image(tmp_path / "out.png", upscale(jio.read_image(tmp_path / "in.png")))
   with PIL.Image.open(tmp_path / "out.png") as written:
     levels = np.unique(np.asarray(written))
   assert len(levels) == 1024
@@ -107,9 +107,9 @@ def test_16bit_colour_png_round_trip(tmp_path, mode):
   # Pillow would silently keep only the high byte of these; TensorFlow's libpng keeps all 16.
   samples = random_samples((5, 8, CHANNELS[mode]), 16, seed=1)
   (tmp_path / "in.png").write_bytes(tf_encode_png16(samples))
-  image = imageio.read_image(tmp_path / "in.png")
+  image = jio.read_image(tmp_path / "in.png")
   check_read(image, samples, 16, mode)
-  imageio.write_image(tmp_path / "out.png", upscale(image))
+  jio.write_image(tmp_path / "out.png", upscale(image))
   np.testing.assert_array_equal(tf_decode_png16(tmp_path / "out.png"), nearest_x2(samples))
 
 
@@ -117,10 +117,10 @@ def test_16bit_colour_png_round_trip(tmp_path, mode):
 def test_16bit_png_spanning_several_encode_blocks(tmp_path, monkeypatch, mode):
   # Quantising and PNG filtering work a block of rows at a time; a block boundary must not show
   # (the "Up" filter of a block's first row refers to the previous block's last row).
-  monkeypatch.setattr(imageio, "ENCODE_ROWS_PER_BLOCK", 4)
+  monkeypatch.setattr(jio.image, "ROWS_PER_BLOCK", 4)
   samples = random_samples((11, 3, CHANNELS[mode]), 16, seed=3)  # 2 full blocks + a short one.
   (tmp_path / "in.png").write_bytes(tf_encode_png16(samples))
-  imageio.write_image(tmp_path / "out.png", upscale(imageio.read_image(tmp_path / "in.png")))
+  jio.write_image(tmp_path / "out.png", upscale(jio.read_image(tmp_path / "in.png")))
   np.testing.assert_array_equal(tf_decode_png16(tmp_path / "out.png"), nearest_x2(samples))
 
 
@@ -131,9 +131,9 @@ def test_tiff_round_trip(tmp_path, mode, bits):
   tifffile.imwrite(tmp_path / "in.tif", samples[..., 0] if mode == "L" else samples,
                    photometric="minisblack" if mode.startswith("L") else "rgb",
                    extrasamples=["unassalpha"] if mode.endswith("A") else None)
-  image = imageio.read_image(tmp_path / "in.tif")
+  image = jio.read_image(tmp_path / "in.tif")
   check_read(image, samples, bits, mode)
-  imageio.write_image(tmp_path / "out.tiff", upscale(image))
+  jio.write_image(tmp_path / "out.tiff", upscale(image))
   with tifffile.TiffFile(tmp_path / "out.tiff") as written:
     page = written.pages[0]
     assert page.dtype == np.dtype(f"uint{bits}")
@@ -148,9 +148,9 @@ def test_tiff_round_trip(tmp_path, mode, bits):
 def test_miniswhite_tiff_is_read_as_white_is_high(tmp_path):
   samples = random_samples((4, 5, 1), 16, seed=3)
   tifffile.imwrite(tmp_path / "in.tif", samples[..., 0], photometric="miniswhite")
-  image = imageio.read_image(tmp_path / "in.tif")
+  image = jio.read_image(tmp_path / "in.tif")
   np.testing.assert_allclose(image.pixels, 1.0 - samples / 65535.0, atol=1e-7)
-  imageio.write_image(tmp_path / "out.tif", image)  # Written back as min-is-black.
+  jio.write_image(tmp_path / "out.tif", image)  # Written back as min-is-black.
   np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), 65535 - samples[..., 0])
 
 
@@ -165,9 +165,9 @@ def test_jpeg_round_trip_keeps_mode_and_quality(tmp_path, mode):
   pil_array(smooth_image(CHANNELS[mode])).save(tmp_path / "in.jpg", quality=95, subsampling=0)
   with PIL.Image.open(tmp_path / "in.jpg") as source:
     decoded = as_hwc(np.asarray(source))
-  image = imageio.read_image(tmp_path / "in.jpg")
+  image = jio.read_image(tmp_path / "in.jpg")
   check_read(image, decoded, 8, mode)
-  imageio.write_image(tmp_path / "out.jpeg", upscale(image))
+  jio.write_image(tmp_path / "out.jpeg", upscale(image))
   with PIL.Image.open(tmp_path / "out.jpeg") as written:
     assert written.format == "JPEG" and written.mode == mode
     if mode == "RGB":
@@ -187,10 +187,10 @@ def test_dpi_scales_with_the_image_and_icc_profile_is_kept(tmp_path, suffix, bit
                      resolutionunit="INCH", iccprofile=profile)
   else:
     pil_array(samples).save(source, dpi=(150, 300), icc_profile=profile)
-  image = imageio.read_image(source)
+  image = jio.read_image(source)
   assert image.icc_profile == profile
   np.testing.assert_allclose(image.dpi, (150, 300), rtol=1e-3)
-  imageio.write_image(tmp_path / f"out{suffix}", upscale(image))
+  jio.write_image(tmp_path / f"out{suffix}", upscale(image))
   if suffix == ".tif":
     with tifffile.TiffFile(tmp_path / "out.tif") as written:
       np.testing.assert_allclose(written.pages[0].resolution, (300, 600), rtol=1e-3)
@@ -203,26 +203,12 @@ def test_dpi_scales_with_the_image_and_icc_profile_is_kept(tmp_path, suffix, bit
         assert written.mode == "I;16"
 
 
-def test_palette_pngs_expand_to_colour_and_alpha(tmp_path):
-  indices = np.random.default_rng(5).integers(0, 4, (6, 7), dtype=np.uint8)
-  palette = np.array([[0, 0, 0], [255, 0, 0], [10, 200, 30], [90, 90, 250]], np.uint8)
-  paletted = PIL.Image.fromarray(indices, mode="P")
-  paletted.putpalette(palette.ravel().tolist())
-  paletted.save(tmp_path / "opaque.png")
-  paletted.save(tmp_path / "keyed.png", transparency=2)
-  opaque = imageio.read_image(tmp_path / "opaque.png")
-  check_read(opaque, palette[indices], 8, "RGB")
-  keyed = imageio.read_image(tmp_path / "keyed.png")
-  alpha = np.where(indices == 2, 0, 255).astype(np.uint8)[..., None]
-  check_read(keyed, np.concatenate([palette[indices], alpha], axis=2), 8, "RGBA")
-
-
 def test_with_pixels_keeps_gray_gray_and_alpha_alpha():
-  gray = imageio.Image(pixels=np.zeros((4, 4, 1), np.float32), bit_depth=16,
+  gray = jio.Image(pixels=np.zeros((4, 4, 1), np.float32), bit_depth=16,
                        source_format="png")
   with pytest.raises(ValueError, match="gray|mode L"):
     gray.with_pixels(np.zeros((8, 8, 3), np.float32))
-  rgba = imageio.Image(pixels=np.zeros((4, 4, 3), np.float32), bit_depth=8, source_format="png",
+  rgba = jio.Image(pixels=np.zeros((4, 4, 3), np.float32), bit_depth=8, source_format="png",
                        alpha=np.ones((4, 4, 1), np.float32))
   with pytest.raises(ValueError, match="alpha"):
     rgba.with_pixels(np.zeros((8, 8, 3), np.float32))
@@ -231,70 +217,19 @@ def test_with_pixels_keeps_gray_gray_and_alpha_alpha():
 
 def test_output_is_clipped_to_the_sample_range(tmp_path):
   pixels = np.array([[-0.3, 0.5, 1.7]], np.float32).reshape(1, 3, 1)
-  imageio.write_image(tmp_path / "out.png",
-                      imageio.Image(pixels=pixels, bit_depth=16, source_format="png"))
+  jio.write_image(tmp_path / "out.png",
+                      jio.Image(pixels=pixels, bit_depth=16, source_format="png"))
   with PIL.Image.open(tmp_path / "out.png") as written:
     np.testing.assert_array_equal(np.asarray(written), [[0, 32768, 65535]])
 
 
 # ----------------------------------------------------------------------------------------------
-# Bad input files and failed writes.
-
-
-def truncated(data: bytes) -> bytes:
-  return data[:len(data) * 2 // 3]
-
-
-def encoded(samples, fmt, **options) -> bytes:
-  buffer = io.BytesIO()
-  if fmt == "TIFF":
-    tifffile.imwrite(buffer, samples, **options)
-  else:
-    pil_array(samples).save(buffer, format=fmt, **options)
-  return buffer.getvalue()
-
-
-@pytest.mark.parametrize("name,content,cause", [
-    ("empty.png", b"", "empty"),
-    ("notes.png", b"these are not pixels" * 20, "not a PNG, TIFF, JPEG or DICOM"),
-    ("cut.png", truncated(encoded(random_samples((64, 64, 3), 8), "PNG")), "cannot decode PNG"),
-    ("cut.jpg", truncated(encoded(smooth_image(3), "JPEG")), "cannot decode JPEG"),
-    ("cut.tif", truncated(encoded(random_samples((64, 64), 16), "TIFF")), "cannot decode TIFF"),
-])
-def test_unreadable_files_raise_a_named_error(tmp_path, name, content, cause):
-  (tmp_path / name).write_bytes(content)
-  with pytest.raises(imageio.UnreadableImageError, match=cause) as error:
-    imageio.read_image(tmp_path / name)
-  assert error.value.path == tmp_path / name and name in str(error.value)
-  assert os.listdir(tmp_path) == [name]  # Nothing else appeared.
-
-
-def cmyk_jpeg() -> bytes:
-  buffer = io.BytesIO()
-  PIL.Image.new("CMYK", (8, 8), (0, 50, 100, 0)).save(buffer, format="JPEG")
-  return buffer.getvalue()
-
-
-@pytest.mark.parametrize("name,content,cause", [
-    ("float.tif", encoded(np.zeros((4, 4), np.float32), "TIFF"), "float32"),
-    ("pages.tif", encoded(np.zeros((3, 4, 4), np.uint8), "TIFF", photometric="minisblack",
-                          metadata=None), "multi-page"),
-    ("cmyk.jpg", cmyk_jpeg(), "CMYK"),
-])
-def test_images_of_unsupported_kinds_are_refused(tmp_path, name, content, cause):
-  (tmp_path / name).write_bytes(content)
-  with pytest.raises(imageio.UnsupportedImageError, match=cause):
-    imageio.read_image(tmp_path / name)
-
-
-def test_missing_file_is_file_not_found(tmp_path):
-  with pytest.raises(FileNotFoundError):
-    imageio.read_image(tmp_path / "absent.png")
+# Failed and refused writes.
 
 
 @pytest.mark.parametrize("name", ["out.png", "out.tif", "out.jpg"])
 def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch, name):
-  image = imageio.Image(pixels=np.full((8, 8, 3), 0.5, np.float32), bit_depth=8,
+  image = jio.Image(pixels=np.full((8, 8, 3), 0.5, np.float32), bit_depth=8,
                         source_format="png")
   target = tmp_path / name
   target.write_bytes(b"previous result")
@@ -305,29 +240,29 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, mon
 
   monkeypatch.setattr(os, "fsync", disk_full)
   with pytest.raises(OSError, match="No space"):
-    imageio.write_image(target, image)
+    jio.write_image(target, image)
   assert os.listdir(tmp_path) == [name] and target.read_bytes() == b"previous result"
   with pytest.raises(OSError, match="No space"):
-    imageio.write_image(tmp_path / ("new" + target.suffix), image)
+    jio.write_image(tmp_path / ("new" + target.suffix), image)
   assert os.listdir(tmp_path) == [name]
 
 
 def test_refused_writes_create_nothing(tmp_path):
-  rgba = imageio.Image(pixels=np.zeros((4, 4, 3), np.float32), bit_depth=8, source_format="png",
+  rgba = jio.Image(pixels=np.zeros((4, 4, 3), np.float32), bit_depth=8, source_format="png",
                        alpha=np.ones((4, 4, 1), np.float32))
   with pytest.raises(ValueError, match="JPEG has no alpha"):
-    imageio.write_image(tmp_path / "out.jpg", rgba)
+    jio.write_image(tmp_path / "out.jpg", rgba)
   with pytest.raises(ValueError, match="output format"):
-    imageio.write_image(tmp_path / "out.bmp", rgba)
+    jio.write_image(tmp_path / "out.bmp", rgba)
   with pytest.raises(ValueError, match="only images read from DICOM"):
-    imageio.write_image(tmp_path / "out.dcm", rgba)
+    jio.write_image(tmp_path / "out.dcm", rgba)
   assert os.listdir(tmp_path) == []
 
 
 def test_file_format_overrides_the_suffix(tmp_path):
   samples = random_samples((3, 4, 1), 16)
-  image = imageio.Image(pixels=samples / np.float32(65535), bit_depth=16, source_format="tiff")
-  imageio.write_image(tmp_path / "result.bin", image, file_format="png")
+  image = jio.Image(pixels=samples / np.float32(65535), bit_depth=16, source_format="tiff")
+  jio.write_image(tmp_path / "result.bin", image, file_format="png")
   with PIL.Image.open(tmp_path / "result.bin") as written:
     assert written.format == "PNG"
     np.testing.assert_array_equal(np.asarray(written), samples[..., 0])
@@ -336,7 +271,7 @@ def test_file_format_overrides_the_suffix(tmp_path):
 def test_written_files_get_ordinary_permissions(tmp_path):
   umask = os.umask(0o022)
   try:
-    imageio.write_image(tmp_path / "out.png", imageio.Image(
+    jio.write_image(tmp_path / "out.png", jio.Image(
         pixels=np.zeros((2, 2, 1), np.float32), bit_depth=8, source_format="png"))
   finally:
     os.umask(umask)

@@ -54,3 +54,14 @@ def write(path: pathlib.Path, data: bytes, gzipped: bool = False) -> pathlib.Pat
 
 def random_image(rng: np.random.Generator, shape, dtype=np.uint8) -> np.ndarray:
   return rng.integers(0, np.iinfo(dtype).max + 1, size=shape, dtype=dtype)
+
+
+def png_raw(scanlines: bytes, width: int, height: int, depth: int, colour_type: int) -> bytes:
+  """A PNG of already filtered scanlines (each row: a filter byte, then its packed samples)."""
+
+  def chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+  header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines))
+          + chunk(b"IEND", b""))

@@ -17,7 +17,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from jaxsr.infer import imageio
+from jaxsr import io as jio
 
 # The series a derived image is put in (a new one of the same study, unless keep_series).
 SERIES = {"SeriesInstanceUID", "SeriesNumber", "SeriesDescription"}
@@ -104,7 +104,7 @@ def test_generated_monochrome_round_trip(tmp_path, photometric, dtype, bits, slo
   write_fixture(tmp_path / "in.dcm", stored, photometric=photometric, bits_stored=bits,
                 slope=slope, intercept=intercept)
 
-  image = imageio.read_image(tmp_path / "in.dcm")
+  image = jio.read_image(tmp_path / "in.dcm")
   # The network sees modality values, min..max -> 0..1, white = high (MONOCHROME2).
   values = stored * (slope or 1.0) + (intercept or 0.0)
   seen = (values - values.min()) / (values.max() - values.min())
@@ -115,7 +115,7 @@ def test_generated_monochrome_round_trip(tmp_path, photometric, dtype, bits, slo
 
   # A "network" that also changes contrast, so the inverse mapping is exercised.
   result = 0.25 + 0.5 * nearest_x2(image.pixels)
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(result), description="test x2")
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(result), description="test x2")
   written = pydicom.dcmread(tmp_path / "out.dcm")
   shown = result[..., 0].astype(np.float64)
   if photometric == "MONOCHROME1":
@@ -142,10 +142,10 @@ def test_identity_round_trip_is_exact_in_every_range(tmp_path):
   stored = np.random.default_rng(1).integers(100, 3000, (10, 10)).astype(np.uint16)
   write_fixture(tmp_path / "in.dcm", stored, photometric="MONOCHROME1", slope=0.5,
                 intercept=-100.0, window=(700, 1000))
-  for intensity_range in imageio.DICOM_RANGES:
-    image = imageio.read_image(tmp_path / "in.dcm", dicom_range=intensity_range)
+  for intensity_range in jio.DICOM_RANGES:
+    image = jio.read_image(tmp_path / "in.dcm", dicom_range=intensity_range)
     out = tmp_path / f"{intensity_range}.dcm"
-    imageio.write_image(out, image.with_pixels(nearest_x2(image.pixels)))
+    jio.write_image(out, image.with_pixels(nearest_x2(image.pixels)))
     expected = nearest_x2(stored)
     if intensity_range == "window":  # Values outside the window come back as its ends.
       window_ends = (np.array([700 - 0.5 - 999 / 2, 700 - 0.5 + 999 / 2]) + 100.0) / 0.5
@@ -164,7 +164,7 @@ def test_window_range_matches_pydicom_voi_lut(name):
   expected = (windowed - low) / (2 ** bits - 1)
   if source.PhotometricInterpretation == "MONOCHROME1":
     expected = 1.0 - expected
-  image = imageio.read_image(get_testdata_file(name), dicom_range="window")
+  image = jio.read_image(get_testdata_file(name), dicom_range="window")
   np.testing.assert_allclose(image.pixels[..., 0], expected, atol=1e-6)
 
 
@@ -175,13 +175,13 @@ def test_real_radiographs_round_trip(tmp_path, name, bits):
   stored = source.pixel_array
   assert source.PhotometricInterpretation == "MONOCHROME1" and source.BitsStored == bits
 
-  image = imageio.read_image(path)
+  image = jio.read_image(path)
   # As a viewer shows it: dense (low stored MONOCHROME1 values) is white.
   seen = 1.0 - (stored - stored.min()) / (stored.max() - stored.min())
   np.testing.assert_allclose(image.pixels[..., 0], seen, atol=1e-6)
 
   upscaled = image.with_pixels(nearest_x2(image.pixels))
-  imageio.write_image(tmp_path / "out.dcm", upscaled)
+  jio.write_image(tmp_path / "out.dcm", upscaled)
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert written.PhotometricInterpretation == "MONOCHROME1"
   assert (written.Rows, written.Columns) == (2 * source.Rows, 2 * source.Columns)
@@ -196,7 +196,7 @@ def test_real_radiographs_round_trip(tmp_path, name, bits):
   assert_other_elements_kept(source, written)
 
   # Or as a 16-bit gray PNG for a non-DICOM viewer, in the displayed (MONOCHROME2) convention.
-  imageio.write_image(tmp_path / "out.png", upscaled)
+  jio.write_image(tmp_path / "out.png", upscaled)
   with PIL.Image.open(tmp_path / "out.png") as png:
     assert png.mode == "I;16"
     difference = np.abs(np.asarray(png) - np.rint(nearest_x2(seen) * 65535))
@@ -207,11 +207,11 @@ def test_real_radiographs_round_trip(tmp_path, name, bits):
 def test_signed_ct_with_rescale_and_spacing(tmp_path):
   path = get_testdata_file("CT_small.dcm")
   source = pydicom.dcmread(path)
-  image = imageio.read_image(path, dicom_range="bits")
+  image = jio.read_image(path, dicom_range="bits")
   hounsfield = source.pixel_array * 1.0 - 1024.0
   np.testing.assert_allclose(image.pixels[..., 0], (hounsfield + 32768 + 1024) / 65535,
                              atol=1e-6)
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert written.pixel_array.dtype == np.int16
   np.testing.assert_array_equal(written.pixel_array, nearest_x2(source.pixel_array))
@@ -222,8 +222,8 @@ def test_signed_ct_with_rescale_and_spacing(tmp_path):
 def test_compressed_source_is_written_uncompressed(tmp_path):
   compressed = get_testdata_file("MR_small_jp2klossless.dcm")
   plain = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array
-  image = imageio.read_image(compressed)
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
+  image = jio.read_image(compressed)
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert pydicom.dcmread(compressed).file_meta.TransferSyntaxUID.is_compressed
   assert written.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
@@ -235,8 +235,8 @@ def test_compressed_source_is_written_uncompressed(tmp_path):
     ("MR_small_RLE.dcm", "MR_small.dcm"),
 ])
 def test_lossless_codecs_read_like_the_uncompressed_file(compressed, plain):
-  image = imageio.read_image(get_testdata_file(compressed))
-  np.testing.assert_array_equal(image.pixels, imageio.read_image(get_testdata_file(plain)).pixels)
+  image = jio.read_image(get_testdata_file(compressed))
+  np.testing.assert_array_equal(image.pixels, jio.read_image(get_testdata_file(plain)).pixels)
 
 
 def test_jpeg_lossless_radiograph_reads_like_the_uncompressed_one(tmp_path):
@@ -260,9 +260,9 @@ def test_jpeg_lossless_radiograph_reads_like_the_uncompressed_one(tmp_path):
   compressed = pydicom.dcmread(tmp_path / "rg3_jpeg_lossless.dcm")
   assert compressed.file_meta.TransferSyntaxUID == pydicom.uid.JPEGLosslessSV1
 
-  image = imageio.read_image(tmp_path / "rg3_jpeg_lossless.dcm")
-  np.testing.assert_array_equal(image.pixels, imageio.read_image(source).pixels)
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
+  image = jio.read_image(tmp_path / "rg3_jpeg_lossless.dcm")
+  np.testing.assert_array_equal(image.pixels, jio.read_image(source).pixels)
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert written.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
   np.testing.assert_array_equal(written.pixel_array,
@@ -272,10 +272,10 @@ def test_jpeg_lossless_radiograph_reads_like_the_uncompressed_one(tmp_path):
 @pytest.mark.parametrize("name,bits", [("color-pl.dcm", 8), ("SC_rgb_16bit.dcm", 16)])
 def test_colour_round_trip(tmp_path, name, bits):
   source = pydicom.dcmread(get_testdata_file(name))
-  image = imageio.read_image(get_testdata_file(name))
+  image = jio.read_image(get_testdata_file(name))
   assert image.mode == "RGB" and image.bit_depth == bits
   np.testing.assert_allclose(image.pixels, source.pixel_array / (2 ** bits - 1), atol=1e-7)
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)))
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert written.PhotometricInterpretation == "RGB" and written.PlanarConfiguration == 0
   np.testing.assert_array_equal(written.pixel_array, nearest_x2(source.pixel_array))
@@ -283,19 +283,19 @@ def test_colour_round_trip(tmp_path, name, bits):
 
 
 @pytest.mark.parametrize("name,error,cause", [
-    ("MR_truncated.dcm", imageio.UnreadableImageError, "less than expected"),
-    ("JPEG2000-embedded-sequence-delimiter.dcm", imageio.UnreadableImageError, "cannot decode"),
-    ("emri_small_jpeg_2k_lossless_too_short.dcm", imageio.UnreadableImageError, "no pixel data"),
-    ("emri_small_jpeg_2k_lossless.dcm", imageio.UnsupportedImageError, "multi-frame"),
-    ("OBXXXX1A_rle.dcm", imageio.UnsupportedImageError, "PALETTE COLOR"),
+    ("MR_truncated.dcm", jio.UnreadableImageError, "less than expected"),
+    ("JPEG2000-embedded-sequence-delimiter.dcm", jio.UnreadableImageError, "cannot decode"),
+    ("emri_small_jpeg_2k_lossless_too_short.dcm", jio.UnreadableImageError, "no pixel data"),
+    ("emri_small_jpeg_2k_lossless.dcm", jio.UnsupportedImageError, "multi-frame"),
+    ("OBXXXX1A_rle.dcm", jio.UnsupportedImageError, "PALETTE COLOR"),
 ])
 @pytest.mark.filterwarnings("ignore:End of file reached before delimiter")
 def test_bad_dicom_files_raise_a_named_error_and_write_nothing(tmp_path, name, error, cause):
   path = get_testdata_file(name)
   assert path is not None, f"{name} is missing from pydicom / pydicom-data"
   with pytest.raises(error, match=cause) as raised:
-    image = imageio.read_image(path)
-    imageio.write_image(tmp_path / "out.dcm", image)
+    image = jio.read_image(path)
+    jio.write_image(tmp_path / "out.dcm", image)
   assert name in str(raised.value)
   assert os.listdir(tmp_path) == []
 
@@ -303,22 +303,22 @@ def test_bad_dicom_files_raise_a_named_error_and_write_nothing(tmp_path, name, e
 def test_truncated_copy_of_a_real_radiograph(tmp_path):
   data = open(get_testdata_file("RG3_UNCR.dcm"), "rb").read()
   (tmp_path / "cut.dcm").write_bytes(data[:len(data) // 2])
-  with pytest.raises(imageio.UnreadableImageError, match="cut.dcm"):
-    imageio.read_image(tmp_path / "cut.dcm")
+  with pytest.raises(jio.UnreadableImageError, match="cut.dcm"):
+    jio.read_image(tmp_path / "cut.dcm")
 
 
 def test_window_range_needs_a_window():
-  with pytest.raises(imageio.UnsupportedImageError, match="WindowCenter"):
-    imageio.read_image(get_testdata_file("CT_small.dcm"), dicom_range="window")
+  with pytest.raises(jio.UnsupportedImageError, match="WindowCenter"):
+    jio.read_image(get_testdata_file("CT_small.dcm"), dicom_range="window")
 
 
 def test_big_endian_source_reads_but_is_not_written_as_dicom(tmp_path):
-  image = imageio.read_image(get_testdata_file("SC_rgb_expb_16bit.dcm"))
+  image = jio.read_image(get_testdata_file("SC_rgb_expb_16bit.dcm"))
   twin = pydicom.dcmread(get_testdata_file("SC_rgb_16bit.dcm")).pixel_array
   np.testing.assert_allclose(image.pixels, twin / 65535, atol=1e-7)
   with pytest.raises(ValueError, match="big-endian"):
-    imageio.write_image(tmp_path / "out.dcm", image)
-  imageio.write_image(tmp_path / "out.png", image)  # PNG/TIFF remain possible.
+    jio.write_image(tmp_path / "out.dcm", image)
+  jio.write_image(tmp_path / "out.png", image)  # PNG/TIFF remain possible.
   assert os.listdir(tmp_path) == ["out.png"]
 
 
@@ -334,9 +334,9 @@ def test_derived_images_go_in_a_new_series_of_the_same_study(tmp_path):
   for index in range(2):
     path = tmp_path / f"slice{index}.dcm"
     write_fixture(path, rng.integers(0, 4000, (8, 6)).astype(np.uint16), series=source_series)
-    image = imageio.read_image(path)
+    image = jio.read_image(path)
     out = tmp_path / f"slice{index}_x2.dcm"
-    imageio.write_image(out, image.with_pixels(nearest_x2(image.pixels)),
+    jio.write_image(out, image.with_pixels(nearest_x2(image.pixels)),
                         description="Super-resolved x2", series_description="jaxsr x2 x4plus")
     written.append(pydicom.dcmread(out))
   first, second = written
@@ -347,8 +347,8 @@ def test_derived_images_go_in_a_new_series_of_the_same_study(tmp_path):
   assert first.SOPInstanceUID != second.SOPInstanceUID
   assert first.DerivationDescription == "Super-resolved x2"
 
-  image = imageio.read_image(tmp_path / "slice0.dcm")
-  imageio.write_image(tmp_path / "other.dcm", image.with_pixels(nearest_x2(image.pixels)),
+  image = jio.read_image(tmp_path / "slice0.dcm")
+  jio.write_image(tmp_path / "other.dcm", image.with_pixels(nearest_x2(image.pixels)),
                       series_description="jaxsr x2 another model")
   other = pydicom.dcmread(tmp_path / "other.dcm")
   assert other.SeriesInstanceUID not in (series, first.SeriesInstanceUID)
@@ -357,8 +357,8 @@ def test_derived_images_go_in_a_new_series_of_the_same_study(tmp_path):
 def test_keep_series_leaves_the_source_series(tmp_path):
   series = {"SeriesInstanceUID": generate_uid(), "SeriesNumber": 7, "SeriesDescription": "PA"}
   write_fixture(tmp_path / "in.dcm", np.arange(48, dtype=np.uint16).reshape(8, 6), series=series)
-  image = imageio.read_image(tmp_path / "in.dcm")
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)),
+  image = jio.read_image(tmp_path / "in.dcm")
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)),
                       series_description="jaxsr x2 x4plus", keep_series=True)
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert {k: written[k].value for k in SERIES} == series
@@ -367,9 +367,9 @@ def test_keep_series_leaves_the_source_series(tmp_path):
 
 def test_series_without_a_number_and_a_long_description(tmp_path):
   write_fixture(tmp_path / "in.dcm", np.arange(48, dtype=np.uint16).reshape(8, 6))
-  image = imageio.read_image(tmp_path / "in.dcm")
+  image = jio.read_image(tmp_path / "in.dcm")
   long_name = "jaxsr x4 " + "a_fine_tuned_generator_with_a_very_long_name" * 2
-  imageio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)),
+  jio.write_image(tmp_path / "out.dcm", image.with_pixels(nearest_x2(image.pixels)),
                       series_description=long_name)
   written = pydicom.dcmread(tmp_path / "out.dcm")
   assert written.SeriesNumber == 1000

@@ -16,8 +16,8 @@ import tifffile
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
-from jaxsr.infer import imageio
-from tests.infer.test_infer_dicom import (SERIES, assert_derived_from, assert_other_elements_kept,
+from jaxsr import io as jio
+from tests.io.test_dicom import (SERIES, assert_derived_from, assert_other_elements_kept,
                                          nearest_x2)
 
 FRAME_CHANGED = {"Rows", "Columns", "PixelData", "SOPInstanceUID", "ImageType",
@@ -32,7 +32,7 @@ def upscale_frames(frames):
 def test_mr_series_frames_share_one_mapping_and_round_trip_exactly(tmp_path):
   source = pydicom.dcmread(get_testdata_file("emri_small.dcm"))
   stored = source.pixel_array  # (10, 64, 64)
-  frames = imageio.read_frames(get_testdata_file("emri_small.dcm"))
+  frames = jio.read_frames(get_testdata_file("emri_small.dcm"))
 
   assert len(frames) == 10
   low, high = stored.min(), stored.max()  # "data" range over the whole series.
@@ -40,7 +40,7 @@ def test_mr_series_frames_share_one_mapping_and_round_trip_exactly(tmp_path):
     assert frame.dicom.frame == i and frame.bit_depth == 16
     np.testing.assert_allclose(frame.pixels[..., 0], (stored[i] - low) / (high - low), atol=1e-7)
 
-  imageio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames),
+  jio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames),
                        description="nearest x2")
   written = pydicom.dcmread(tmp_path / "x2.dcm")
   assert int(written.NumberOfFrames) == 10 and (written.Rows, written.Columns) == (128, 128)
@@ -53,12 +53,12 @@ def test_mr_series_frames_share_one_mapping_and_round_trip_exactly(tmp_path):
 @pytest.mark.parametrize("name", ["emri_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm",
                                   "emri_small_jpeg_ls_lossless.dcm"])
 def test_compressed_series_read_like_the_uncompressed_one(tmp_path, name):
-  plain = imageio.read_frames(get_testdata_file("emri_small.dcm"))
-  frames = imageio.read_frames(get_testdata_file(name))
+  plain = jio.read_frames(get_testdata_file("emri_small.dcm"))
+  frames = jio.read_frames(get_testdata_file(name))
   assert len(frames) == len(plain)
   for frame, reference in zip(frames, plain):
     np.testing.assert_array_equal(frame.pixels, reference.pixels)
-  imageio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames))
+  jio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames))
   written = pydicom.dcmread(tmp_path / "x2.dcm")
   assert written.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian  # Written uncompressed.
   expected = pydicom.dcmread(get_testdata_file("emri_small.dcm")).pixel_array
@@ -79,13 +79,13 @@ def test_enhanced_ct_rescale_window_and_spacing_come_from_the_functional_groups(
   # The window of the functional groups (PS3.3 C.11.2.1.2.1, LINEAR) maps to [0, 1].
   center, width = float(voi.WindowCenter), float(voi.WindowWidth)
   low, high = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
-  windowed = imageio.read_frames(path, dicom_range="window")
+  windowed = jio.read_frames(path, dicom_range="window")
   for i, frame in enumerate(windowed):
     np.testing.assert_allclose(frame.pixels[..., 0],
                                np.clip((hounsfield[i] - low) / (high - low), 0, 1), atol=1e-6)
 
-  frames = imageio.read_frames(path)  # "data": exact round trip of the stored values.
-  imageio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames))
+  frames = jio.read_frames(path)  # "data": exact round trip of the stored values.
+  jio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames))
   written = pydicom.dcmread(tmp_path / "x2.dcm")
   np.testing.assert_array_equal(written.pixel_array,
                                 np.stack([nearest_x2(frame) for frame in source.pixel_array]))
@@ -121,21 +121,21 @@ def test_a_frame_rescaled_in_its_own_functional_group(tmp_path):
 
   stored = source.pixel_array
   values = np.stack([stored[i] * 0.5 * (i + 1) - 100 * i for i in range(10)])
-  frames = imageio.read_frames(tmp_path / "rescaled.dcm")
+  frames = jio.read_frames(tmp_path / "rescaled.dcm")
   for i, frame in enumerate(frames):
     np.testing.assert_allclose(frame.pixels[..., 0],
                                (values[i] - values.min()) / (values.max() - values.min()),
                                atol=1e-7)
-  imageio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames))
+  jio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), len(frames))
   np.testing.assert_array_equal(pydicom.dcmread(tmp_path / "x2.dcm").pixel_array,
                                 np.stack([nearest_x2(frame) for frame in stored]))
 
 
 def test_colour_frames(tmp_path):
   source = pydicom.dcmread(get_testdata_file("SC_rgb_2frame.dcm"))
-  frames = imageio.read_frames(get_testdata_file("SC_rgb_2frame.dcm"))
+  frames = jio.read_frames(get_testdata_file("SC_rgb_2frame.dcm"))
   assert [f.mode for f in frames] == ["RGB", "RGB"]
-  imageio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), 2)
+  jio.write_frames(tmp_path / "x2.dcm", upscale_frames(frames), 2)
   written = pydicom.dcmread(tmp_path / "x2.dcm")
   assert written.PhotometricInterpretation == "RGB" and int(written.NumberOfFrames) == 2
   np.testing.assert_array_equal(written.pixel_array,
@@ -143,8 +143,8 @@ def test_colour_frames(tmp_path):
 
 
 def test_frames_as_a_multi_page_tiff(tmp_path):
-  frames = imageio.read_frames(get_testdata_file("emri_small.dcm"))
-  imageio.write_frames(tmp_path / "x2.tif", upscale_frames(frames), len(frames))
+  frames = jio.read_frames(get_testdata_file("emri_small.dcm"))
+  jio.write_frames(tmp_path / "x2.tif", upscale_frames(frames), len(frames))
   with tifffile.TiffFile(tmp_path / "x2.tif") as tiff:
     assert len(tiff.pages) == 10
     pages = np.stack([page.asarray() for page in tiff.pages])
@@ -154,22 +154,22 @@ def test_frames_as_a_multi_page_tiff(tmp_path):
 
 
 def test_frames_refused_where_they_cannot_go(tmp_path):
-  frames = imageio.read_frames(get_testdata_file("emri_small.dcm"))
-  with pytest.raises(imageio.UnsupportedImageError, match="read_frames"):
-    imageio.read_image(get_testdata_file("emri_small.dcm"))
+  frames = jio.read_frames(get_testdata_file("emri_small.dcm"))
+  with pytest.raises(jio.UnsupportedImageError, match="read_frames"):
+    jio.read_image(get_testdata_file("emri_small.dcm"))
   with pytest.raises(ValueError, match="multi-frame DICOM or a multi-page TIFF"):
-    imageio.write_frames(tmp_path / "x2.png", upscale_frames(frames), len(frames))
+    jio.write_frames(tmp_path / "x2.png", upscale_frames(frames), len(frames))
   with pytest.raises(ValueError, match="write_frames"):
-    imageio.write_image(tmp_path / "one.dcm", frames[3])
+    jio.write_image(tmp_path / "one.dcm", frames[3])
   with pytest.raises(ValueError, match="expected 10 frames, got 9"):
-    imageio.write_frames(tmp_path / "short.dcm", upscale_frames(frames[:9]), 10)
+    jio.write_frames(tmp_path / "short.dcm", upscale_frames(frames[:9]), 10)
   with pytest.raises(ValueError, match="expected 9 frames, got more"):
-    imageio.write_frames(tmp_path / "long.dcm", upscale_frames(frames), 9)
+    jio.write_frames(tmp_path / "long.dcm", upscale_frames(frames), 9)
   with pytest.raises(ValueError, match="frame 9 came where frame 0 belongs"):
-    imageio.write_frames(tmp_path / "order.dcm", upscale_frames(frames[::-1]), 10)
+    jio.write_frames(tmp_path / "order.dcm", upscale_frames(frames[::-1]), 10)
   other = copy.copy(frames[1])  # Same frame index, another source's dataset.
   object.__setattr__(other, "dicom", copy.copy(frames[1].dicom))
   object.__setattr__(other.dicom, "dataset", copy.deepcopy(frames[1].dicom.dataset))
   with pytest.raises(ValueError, match="does not belong"):
-    imageio.write_frames(tmp_path / "mixed.dcm", upscale_frames([frames[0], other]), 2)
+    jio.write_frames(tmp_path / "mixed.dcm", upscale_frames([frames[0], other]), 2)
   assert os.listdir(tmp_path) == []
