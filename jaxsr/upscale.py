@@ -29,6 +29,9 @@ tile-pad follows the network: an SRVGGNetCompact's receptive-field radius (num_c
 so its tiles equal the whole-image output), 24 for RRDBNet. Each batch
 of windows is split over all devices: every GPU, or one CPU device per core.
 
+Host work overlaps the network's: the next file is decoded and the previous one encoded and
+written on two threads while the current one is super-resolved.
+
 Exit status: 0 when every file was written or skipped, 1 when any failed (each is reported and
 the others are still processed), 2 for bad arguments or a model directory that is not a generator.
 """
@@ -36,6 +39,7 @@ the others are still processed), 2 for bad arguments or a model directory that i
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import os
 import sys
@@ -174,12 +178,21 @@ def describe_failure(source: Path, error: Exception) -> str:
   return f"{source}: {type(error).__name__}: {error} (unexpected; please report it)"
 
 
-def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
-                 written: set[Path], series_description: str | None = None
-                 ) -> tuple[Path, str] | None:
-  """Reads, super-resolves and writes one file: (output, what was done), or None if skipped."""
-  start = time.perf_counter()
-  frames = jio.read_frames(job.source, dicom_range=args.dicom_range)
+@dataclasses.dataclass
+class Planned:
+  """A job whose input has been read: where and how its result is written."""
+  job: Job
+  frames: list
+  output: Path
+  file_format: str
+  started: float
+
+
+def plan(job: Job, frames: list, args: argparse.Namespace, reserved: set[Path],
+         started: float) -> Planned | None:
+  """Fits the output to what was read and checks it can be written; None if it is skipped.
+
+  Reserves the output path, so two inputs of one run never write the same file."""
   image = frames[0]
   file_format = FORMATS[args.format] or (
       jio.SUFFIXES[job.output.suffix.lower()] if job.named
@@ -189,25 +202,100 @@ def upscale_file(job: Job, upscaler, args: argparse.Namespace, description: str,
     return None
   if out.resolve() == job.source.resolve():
     raise ValueError(f"{out} is the input itself; choose another output")
-  if out.resolve() in written:
+  if out.resolve() in reserved:
     raise ValueError(f"{out} was already written from another input in this run")
   check_writable(image, file_format, len(frames))
+  reserved.add(out.resolve())
   out.parent.mkdir(parents=True, exist_ok=True)
-  # Frames are super-resolved one at a time as the writer asks for them, so a long series never
-  # holds more than one float frame. Buffers too big for RAM go next to the output: on its
-  # disk, not in a RAM-backed /tmp.
-  single = len(frames) == 1
-  results = (upscaler.upscale_image(frame, args.outscale, progress=single, scratch_dir=out.parent)
-             for frame in tqdm.tqdm(frames, desc="frames", unit="frame", leave=False,
-                                    disable=single))
-  jio.write_frames(out, results, len(frames), file_format=file_format,
-                       description=description, series_description=series_description,
-                       keep_series=args.keep_series)
-  height, width = image.pixels.shape[:2]
+  return Planned(job, frames, out, file_format, started)
+
+
+def report(planned: Planned, upscaler, args: argparse.Namespace) -> str:
+  height, width = planned.frames[0].pixels.shape[:2]
   out_height, out_width = upscaler.output_size(height, width, args.outscale)
-  count = "" if single else f"x{len(frames)} frames"
-  return out, (f"{job.source} {width}x{height}{count} -> {out} {out_width}x{out_height}{count} "
-               f"({time.perf_counter() - start:.1f} s)")
+  count = "" if len(planned.frames) == 1 else f"x{len(planned.frames)} frames"
+  return (f"{planned.job.source} {width}x{height}{count} -> {planned.output} "
+          f"{out_width}x{out_height}{count} ({time.perf_counter() - planned.started:.1f} s)")
+
+
+class Pipeline:
+  """Runs the jobs with host work beside the network: while one file is super-resolved, the
+  next one is read (decoded) on a reader thread and the previous result is encoded and written
+  on a writer thread. One file read ahead and one write in flight bound the memory to about
+  three files; results are reported, and failures counted, in input order.
+
+  A multi-frame file is written as its frames are computed (a long series never holds more than
+  one float frame), so it does not overlap with the next file's network work.
+  """
+
+  def __init__(self, upscaler, args: argparse.Namespace, description: str,
+               series_description: str | None):
+    self.upscaler, self.args = upscaler, args
+    self.write_options = dict(description=description, series_description=series_description,
+                              keep_series=args.keep_series)
+    self.reserved: set[Path] = set()
+    self.written, self.existing, self.failed = 0, 0, []
+    self._in_flight: tuple[Planned, concurrent.futures.Future] | None = None
+
+  def _read(self, job: Job) -> tuple[list, float]:
+    started = time.perf_counter()
+    return jio.read_frames(job.source, dicom_range=self.args.dicom_range), started
+
+  def _fail(self, source: Path, error: Exception) -> None:
+    self.failed.append(source)
+    tqdm.tqdm.write(f"error: {describe_failure(source, error)}", file=sys.stderr)
+
+  def _finish_write(self) -> None:
+    """Waits for the write in flight and reports it."""
+    if self._in_flight is None:
+      return
+    planned, future = self._in_flight
+    self._in_flight = None
+    try:
+      future.result()
+    except Exception as e:  # The file's failure, reported; the others go on.
+      self._fail(planned.job.source, e)
+      return
+    self.written += 1
+    tqdm.tqdm.write(report(planned, self.upscaler, self.args))
+
+  def _upscale(self, planned: Planned, writer) -> None:
+    frames, args = planned.frames, self.args
+    if len(frames) == 1:
+      # Buffers too big for RAM go next to the output: on its disk, not a RAM-backed /tmp.
+      result = self.upscaler.upscale_image(frames[0], args.outscale, progress=True,
+                                           scratch_dir=planned.output.parent)
+      self._finish_write()  # At most one write in flight.
+      self._in_flight = (planned, writer.submit(
+          jio.write_frames, planned.output, [result], 1, file_format=planned.file_format,
+          **self.write_options))
+      return
+    self._finish_write()
+    results = (self.upscaler.upscale_image(frame, args.outscale, scratch_dir=planned.output.parent)
+               for frame in tqdm.tqdm(frames, desc="frames", unit="frame", leave=False))
+    jio.write_frames(planned.output, results, len(frames), file_format=planned.file_format,
+                     **self.write_options)
+    self.written += 1
+    tqdm.tqdm.write(report(planned, self.upscaler, args))
+
+  def run(self, jobs: list[Job]) -> None:
+    with (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="read") as reader,
+          concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="write") as writer):
+      ahead = reader.submit(self._read, jobs[0]) if jobs else None
+      for index, job in enumerate(tqdm.tqdm(jobs, desc="files", unit="file",
+                                            disable=len(jobs) < 2)):
+        current = ahead
+        ahead = reader.submit(self._read, jobs[index + 1]) if index + 1 < len(jobs) else None
+        try:
+          frames, started = current.result()
+          planned = plan(job, frames, self.args, self.reserved, started)
+          if planned is None:
+            self.existing += 1
+            continue
+          self._upscale(planned, writer)
+        except Exception as e:  # One bad file must not stop the others; each one is reported.
+          self._fail(job.source, e)
+      self._finish_write()
 
 
 def summary(written: int, existing: int, ignored: int, failed: list[Path]) -> str:
@@ -252,21 +340,10 @@ def main(argv=None) -> int:
   description = f"Super-resolved x{outscale:g} by jaxsr (Real-ESRGAN generator {model_name})"
   series_description = f"jaxsr x{outscale:g} {Path(model_name).stem}"
 
-  written, existing, failed = set(), 0, []
-  for job in tqdm.tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2):
-    try:
-      done = upscale_file(job, upscaler, args, description, written, series_description)
-    except Exception as e:  # One bad file must not stop the others; each one is reported.
-      failed.append(job.source)
-      tqdm.tqdm.write(f"error: {describe_failure(job.source, e)}", file=sys.stderr)
-      continue
-    if done is None:
-      existing += 1
-    else:
-      written.add(done[0].resolve())
-      tqdm.tqdm.write(done[1])
-  print(summary(len(written), existing, len(ignored), failed))
-  return 1 if failed else 0
+  pipeline = Pipeline(upscaler, args, description, series_description)
+  pipeline.run(jobs)
+  print(summary(pipeline.written, pipeline.existing, len(ignored), pipeline.failed))
+  return 1 if pipeline.failed else 0
 
 
 if __name__ == "__main__":

@@ -303,3 +303,59 @@ def test_dicom_output_from_a_png_fails_before_the_network_runs(models, tmp_path,
              "--format", "dcm") == 1
   assert "a DICOM output needs a DICOM input" in capsys.readouterr().err
   assert not (tmp_path / "out").exists()
+
+
+def test_the_next_file_is_read_and_the_last_written_while_the_network_runs(models, tmp_path,
+                                                                           monkeypatch, capsys):
+  # Host/device overlap, shown by events rather than timing: the network's work on file 1 waits
+  # until file 2's read has started (and on file 2 until file 1's write has started); a
+  # sequential loop would never get there and the waits would time out. Outputs and the order
+  # of the report stay those of a plain loop; a file that fails to write is reported alone.
+  import threading
+
+  from jaxsr import io as jio
+  from jaxsr.infer.upscaler import Upscaler
+
+  _, dirs = models
+  src = tmp_path / "in"
+  src.mkdir()
+  for i in range(3):
+    Image.fromarray(reference.random_image((8, 10, 3), seed=i)).save(src / f"{i}.png")
+  started = {name: threading.Event() for name in ("read 1", "read 2", "write 0", "write 1")}
+  timed_out = []
+  read, write, upscale_image = jio.read_frames, jio.write_frames, Upscaler.upscale_image
+
+  def reading(path, **kw):
+    started.get(f"read {path.stem}", threading.Event()).set()
+    return read(path, **kw)
+
+  def writing(path, *a, **kw):
+    started.get(f"write {path.stem}", threading.Event()).set()
+    if path.stem == "2":
+      raise OSError("disk full")
+    return write(path, *a, **kw)
+
+  def computing(self, image, *a, **kw):
+    index = computing.calls
+    computing.calls += 1
+    for name in {0: ["read 1"], 1: ["read 2", "write 0"]}.get(index, []):
+      if not started[name].wait(timeout=30):
+        timed_out.append(name)
+    return upscale_image(self, image, *a, **kw)
+
+  computing.calls = 0
+  monkeypatch.setattr(cli.jio, "read_frames", reading)
+  monkeypatch.setattr(cli.jio, "write_frames", writing)
+  monkeypatch.setattr(Upscaler, "upscale_image", computing)
+  assert run("-i", src, "-o", tmp_path / "out", "--model", dirs[4], "--tile", "0") == 1
+  assert timed_out == []
+  assert files_under(tmp_path / "out") == ["0.png", "1.png"]
+  out, err = capsys.readouterr()
+  assert "disk full" in err and "2 written, 0 skipped, 1 failed" in out
+  assert out.index("0.png") < out.index("1.png")  # Reported in input order.
+  net = models[0][4]
+  for i in range(2):
+    expected = np.clip(reference.torch_sr(net, reference.random_image((8, 10, 3), seed=i)
+                                          .astype(np.float32) / 255), 0, 1)
+    got = np.asarray(Image.open(tmp_path / "out" / f"{i}.png")).astype(np.float32) / 255
+    assert np.abs(got - expected).max() <= 1 / 255 + 1e-6
