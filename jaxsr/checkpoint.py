@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -102,6 +103,17 @@ def load(directory: str | os.PathLike, *, expect_kind: str | None = None
         "point to that directory instead.")
   variables = _orbax_checkpointer().restore(Path(directory).absolute() / VARIABLES_DIR)
   return jax.tree.map(np.asarray, variables), metadata
+
+
+def weights_digest(variables) -> str:
+  """SHA-256 of a model's variables (every leaf's path, dtype, shape and bytes, in tree order):
+  the identity of the weights, whatever directory or file name holds them."""
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(variables):
+    array = np.ascontiguousarray(leaf)
+    digest.update(f"{jax.tree_util.keystr(path)} {array.dtype} {array.shape}".encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
 
 
 def build_model(metadata: ModelMetadata, dtype=None):

@@ -232,7 +232,7 @@ class Pipeline:
                series_description: str | None):
     self.upscaler, self.args = upscaler, args
     self.write_options = dict(description=description, series_description=series_description,
-                              keep_series=args.keep_series)
+                              series_key=upscaler.weights_digest, keep_series=args.keep_series)
     self.reserved: set[Path] = set()
     self.written, self.existing, self.failed = 0, 0, []
     self._in_flight: tuple[Planned, concurrent.futures.Future] | None = None

@@ -212,6 +212,8 @@ class Upscaler:
     self.batch: int = devices_lib.round_up(batch, self.devices) if tile else batch
     variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
+    # The weights' identity (derived DICOM series are keyed by it, not by a directory's name).
+    self.weights_digest: str = checkpoint.weights_digest(variables)
     self.scale: int = int(metadata.arch["scale"])
     module = checkpoint.build_model(metadata, compute_dtype)
     self.tile, self.pre_pad = tile, pre_pad

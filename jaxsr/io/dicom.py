@@ -189,16 +189,17 @@ def _first(value):
 
 
 def derived_dataset(image: Image, description: str = DEFAULT_DESCRIPTION, *,
-                    series_description: str | None = None,
+                    series_description: str | None = None, series_key: str = "",
                     keep_series: bool = False) -> pydicom.Dataset:
   """The DICOM dataset of `image` (a DICOM source's pixels, maybe resized) as a derived image.
 
-  `description` becomes the DerivationDescription; the series is as `derived_series` says.
+  `description` becomes the DerivationDescription; the series is as `derived_series` says
+  (`series_key` names what made it, e.g. the model's weights digest).
   """
   if image.dicom is not None and image.dicom.frame is not None:
     raise ValueError("a frame of a multi-frame DICOM is written with its other frames: use "
                      "write_frames")
-  dataset = derived_header(image, description, series_description, keep_series)
+  dataset = derived_header(image, description, series_description, keep_series, series_key)
   set_pixel_data(dataset, stored_values(image.pixels, image.dicom))
   return dataset
 
@@ -206,7 +207,7 @@ def derived_dataset(image: Image, description: str = DEFAULT_DESCRIPTION, *,
 
 def derived_frames_dataset(frames: Iterable[Image], count: int,
                            description: str = DEFAULT_DESCRIPTION, *,
-                           series_description: str | None = None,
+                           series_description: str | None = None, series_key: str = "",
                            keep_series: bool = False) -> pydicom.Dataset:
   """The multi-frame DICOM dataset of the `count` frames of one source (see `read_frames`).
 
@@ -230,7 +231,7 @@ def derived_frames_dataset(frames: Iterable[Image], count: int,
     stored[index] = values
   if first is None or index + 1 != count:
     raise ValueError(f"expected {count} frames, got {0 if first is None else index + 1}")
-  dataset = derived_header(first, description, series_description, keep_series)
+  dataset = derived_header(first, description, series_description, keep_series, series_key)
   set_pixel_data(dataset, stored)
   return dataset
 
@@ -239,35 +240,37 @@ def set_pixel_data(dataset: pydicom.Dataset, stored: np.ndarray) -> None:
   dataset["PixelData"].VR = "OW" if stored.itemsize > 1 else "OB"
 
 
-def derived_series(source: pydicom.Dataset, series_description: str) -> dict[str, object]:
+def derived_series(source: pydicom.Dataset, series_description: str, key: str = ""
+                   ) -> dict[str, object]:
   """SeriesInstanceUID, SeriesNumber and SeriesDescription of the series derived from `source`'s.
 
   Derived images belong in a series of their own in the source's study, not in the acquisition
   series (a PACS would otherwise file the x4 image among the originals):
   * SeriesInstanceUID: new, but the same for every image derived from one source series with one
-    `series_description` (a hash of the two, as `pydicom.uid.generate_uid` makes from entropy
-    sources), so the slices of a CT series written one file at a time, or an interrupted run
-    resumed, end up in one derived series. A source without a series UID is hashed by its SOP
-    Instance UID instead.
+    `series_description` and `key` (a hash of the three, as `pydicom.uid.generate_uid` makes
+    from entropy sources), so the slices of a CT series written one file at a time, or an
+    interrupted run resumed, end up in one derived series, while two different models (`key`:
+    their weights' digest) never share one even under the same file name. A source without a
+    series UID is hashed by its SOP Instance UID instead.
   * SeriesNumber: the source's plus SERIES_NUMBER_OFFSET (1000), or 1000 without one.
   * SeriesDescription: `series_description`, cut to the 64 characters DICOM allows (e.g.
     "jaxsr x4 RealESRGAN_x4plus": name the model and the scale).
   """
-  key = source.get("SeriesInstanceUID") or source.get("SOPInstanceUID") or ""
+  source_key = source.get("SeriesInstanceUID") or source.get("SOPInstanceUID") or ""
   try:
     number = int(source.get("SeriesNumber")) + SERIES_NUMBER_OFFSET
   except (TypeError, ValueError):
     number = SERIES_NUMBER_OFFSET
   return {
       "SeriesInstanceUID": pydicom.uid.generate_uid(
-          entropy_srcs=["jaxsr derived series", str(key), series_description]),
+          entropy_srcs=["jaxsr derived series", str(source_key), series_description, key]),
       "SeriesNumber": number,
       "SeriesDescription": series_description[:SERIES_DESCRIPTION_LENGTH],
   }
 
 
 def derived_header(image: Image, description: str, series_description: str | None = None,
-                    keep_series: bool = False) -> pydicom.Dataset:
+                    keep_series: bool = False, series_key: str = "") -> pydicom.Dataset:
   """The dataset of a derived image of `image`'s geometry, without its PixelData."""
   info = image.dicom
   if info is None:
@@ -324,7 +327,7 @@ def derived_header(image: Image, description: str, series_description: str | Non
   dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
   if not keep_series:
     series = derived_series(source, description if series_description is None
-                            else series_description)
+                            else series_description, series_key)
     for keyword, value in series.items():
       setattr(dataset, keyword, value)
   if "SOPClassUID" in dataset:

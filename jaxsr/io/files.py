@@ -159,13 +159,15 @@ def _unpacked(data: bytes, name) -> tuple[bytes, str]:
 
 def write_image(path, image: Image, *, file_format: str | None = None,
                 description: str = dicom.DEFAULT_DESCRIPTION,
-                series_description: str | None = None, keep_series: bool = False) -> None:
+                series_description: str | None = None, series_key: str = "",
+                keep_series: bool = False) -> None:
   """Writes `image` atomically as `file_format` (one of FORMATS; default: from the suffix).
 
   PNG and TIFF are written at `image.bit_depth`; JPEG is 8-bit and has no alpha; DICOM needs a
   DICOM source (`image.dicom`), records `description` as its DerivationDescription and goes in
-  a new series described by `series_description` (default: `description`), or with
-  `keep_series` in the source's series (see `dicom.derived_series`).
+  a new series described by `series_description` (default: `description`) and identified by it,
+  the source series and `series_key` (e.g. the model's weights digest), or with `keep_series` in
+  the source's series (see `dicom.derived_series`).
   """
   path = Path(path)
   file_format = file_format or formats.SUFFIXES.get(path.suffix.lower())
@@ -175,7 +177,7 @@ def write_image(path, image: Image, *, file_format: str | None = None,
   # Everything that can be checked or prepared happens before the temporary file exists.
   if file_format == "dicom":
     dataset = dicom.derived_dataset(image, description, series_description=series_description,
-                                    keep_series=keep_series)
+                                    series_key=series_key, keep_series=keep_series)
     atomic_write(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))
     return
   if file_format == "tiff":
@@ -199,20 +201,22 @@ def write_image(path, image: Image, *, file_format: str | None = None,
 
 def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str | None = None,
                  description: str = dicom.DEFAULT_DESCRIPTION,
-                 series_description: str | None = None, keep_series: bool = False) -> None:
+                 series_description: str | None = None, series_key: str = "",
+                 keep_series: bool = False) -> None:
   """Writes the `count` frames of one source (see `read_frames`) as one file, atomically.
 
   One frame is written by `write_image`. Several become one multi-frame DICOM (from a DICOM
   source) or a multi-page TIFF. `frames` may be a generator: each frame is converted to its
   stored samples as it arrives, so only those, never all float frames, are held at once.
-  `description`, `series_description` and `keep_series` are as for `write_image`.
+  `description`, `series_description`, `series_key` and `keep_series` are as for `write_image`.
   """
   path = Path(path)
   file_format = file_format or formats.SUFFIXES.get(path.suffix.lower())
   frames = iter(frames)
   if count == 1:
     write_image(path, next(frames), file_format=file_format, description=description,
-                series_description=series_description, keep_series=keep_series)
+                series_description=series_description, series_key=series_key,
+                keep_series=keep_series)
     return
   if file_format not in ("dicom", "tiff"):
     raise ValueError(f"{count} frames can be written as a multi-frame DICOM or a multi-page TIFF, "
@@ -227,5 +231,5 @@ def write_frames(path, frames: Iterable[Image], count: int, *, file_format: str 
     return
   dataset = dicom.derived_frames_dataset(frames, count, description,
                                          series_description=series_description,
-                                         keep_series=keep_series)
+                                         series_key=series_key, keep_series=keep_series)
   atomic_write(path, lambda f: pydicom.dcmwrite(f, dataset, enforce_file_format=True))

@@ -7,6 +7,7 @@ and PIL's Lanczos.
 """
 
 import gzip
+import json
 import os
 import shutil
 
@@ -260,6 +261,23 @@ def test_a_series_folder_goes_to_one_new_series_or_stays_with_keep_series(models
   assert all(ds.SeriesDescription == "jaxsr x2 x2_f16_s2" for ds in new)
   assert all(ds.SeriesInstanceUID == series and "SeriesDescription" not in ds for ds in kept)
   assert len({ds.SOPInstanceUID for ds in new + kept}) == 4
+  # The derived series is keyed by the weights, not the model directory's name: the same
+  # weights under another name join the same series (an interrupted run resumed elsewhere),
+  # other weights under the same name make another series.
+  shutil.copytree(dirs[2], tmp_path / "same" / dirs[2].name)
+  other = tmp_path / "other" / dirs[2].name
+  shutil.copytree(dirs[4], other)
+  meta = json.loads((other / "jaxsr_model.json").read_text())
+  meta["source"]["file"] = f"{dirs[2].name}.pth"  # Named as the x2 model, but other weights.
+  (other / "jaxsr_model.json").write_text(json.dumps(meta))
+  for folder, model in (("again", tmp_path / "same" / dirs[2].name), ("other", other)):
+    assert run("-i", tmp_path / "in" / "IM0.dcm", "-o", tmp_path / folder, "--model", model,
+               "--outscale", "2") == 0
+  again = pydicom.dcmread(tmp_path / "again" / "IM0.dcm")
+  by_other = pydicom.dcmread(tmp_path / "other" / "IM0.dcm")
+  assert again.SeriesInstanceUID == new[0].SeriesInstanceUID
+  assert by_other.SeriesDescription == new[0].SeriesDescription
+  assert by_other.SeriesInstanceUID != new[0].SeriesInstanceUID
 
 
 def test_skip_existing_leaves_outputs_alone(models, tmp_path, capsys):
