@@ -97,9 +97,10 @@ def parse_args(argv) -> argparse.Namespace:
                            "which makes tiles exact; 24 for RRDBNet)")
   parser.add_argument("--pre-pad", type=int, default=0,
                       help="with --tile 0: reflected rows/columns added at the bottom/right")
-  parser.add_argument("--batch", type=int, default=1,
+  parser.add_argument("--batch", type=int, default=None,
                       help="windows per call, rounded up to a multiple of the device count "
-                           "(default: 1, i.e. one per device)")
+                           "(default: one per CPU core; on GPUs/TPUs as many per device as fit "
+                           "in half its memory)")
   parser.add_argument("--dtype", default="fp32", choices=precision.NAMES,
                       help="compute precision; bf16 is for GPUs and TPUs")
   parser.add_argument("--format", default="auto", choices=tuple(FORMATS),

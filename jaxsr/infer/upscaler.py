@@ -161,6 +161,38 @@ def _jitted(module, mesh, *, whole_image: bool):
 
 
 DEFAULT_TILE_PAD = 24
+# Automatic tile batches on accelerators: the share of a device's memory the windows of one
+# batch may fill (the rest holds the parameters, XLA's workspace and the next batch in transit),
+# and a cap past which larger batches no longer raise throughput but delay the first result.
+BATCH_MEMORY_FRACTION = 0.5
+MAX_WINDOWS_PER_DEVICE = 32
+
+
+def windows_per_device(module, variables, window: int, device_memory: int | None) -> int:
+  """How many `window` x `window` tiles one device computes per call.
+
+  On a CPU (no `device_memory`) one: each core is a device and computes one window, and more
+  windows per core do not run faster. On an accelerator: as many as fit in
+  BATCH_MEMORY_FRACTION of `device_memory`, from XLA's own memory analysis of the compiled
+  network on one window (its temporaries and output; the parameters once), at most
+  MAX_WINDOWS_PER_DEVICE.
+  """
+  if not device_memory:
+    return 1
+  window_bytes = window * window * 3 * 4
+  compiled = jax.jit(module.apply).lower(
+      variables, jax.ShapeDtypeStruct((1, window, window, 3), jnp.float32)).compile()
+  usage = compiled.memory_analysis()
+  per_window = usage.temp_size_in_bytes + usage.output_size_in_bytes + window_bytes
+  parameters = usage.argument_size_in_bytes - window_bytes
+  budget = BATCH_MEMORY_FRACTION * device_memory - parameters
+  return int(max(1, min(MAX_WINDOWS_PER_DEVICE, budget // per_window)))
+
+
+def device_memory(device) -> int | None:
+  """The memory an accelerator lets JAX use, in bytes; None on a CPU (no such limit)."""
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  return (stats or {}).get("bytes_limit")
 
 
 def default_tile_pad(module) -> int:
@@ -193,13 +225,16 @@ class Upscaler:
     pre_pad: whole-image mode only: reflected rows/columns added at the bottom/right and
       cropped from the output, as the original's `--pre_pad` (tiles get `tile_pad` of context
       on every side that is not the image border instead).
-    batch: windows per device call, rounded up to a multiple of the number of devices.
+    batch: windows per call, rounded up to a multiple of the number of devices. Default (None):
+      one window per CPU device (core); on GPUs / TPUs as many per device as fit in half its
+      memory, measured on the compiled network (`windows_per_device`).
     devices: the devices each batch is split over (default: every local device; see
       `jaxsr.infer.devices`). A whole image (tile 0) is split over them by rows, exactly.
   """
 
   def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0,
-               tile_pad: int | None = None, pre_pad: int = 0, batch: int = 1, devices=None):
+               tile_pad: int | None = None, pre_pad: int = 0, batch: int | None = None,
+               devices=None):
     compute_dtype = precision.compute_dtype(dtype)  # A name outside the vocabulary fails here.
     for name, value, least in (("tile", tile, 0), ("tile_pad", tile_pad, 0),
                                ("pre_pad", pre_pad, 0), ("batch", batch, 1)):
@@ -208,8 +243,6 @@ class Upscaler:
     devices = list(jax.local_devices() if devices is None else devices)
     self.mesh = devices_lib.batch_mesh(devices)
     self.devices: int = len(devices)
-    # Whole images are split by rows instead (see below); a batch of one is all they need.
-    self.batch: int = devices_lib.round_up(batch, self.devices) if tile else batch
     variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
     # The weights' identity (derived DICOM series are keyed by it, not by a directory's name).
@@ -218,6 +251,14 @@ class Upscaler:
     module = checkpoint.build_model(metadata, compute_dtype)
     self.tile, self.pre_pad = tile, pre_pad
     self.tile_pad: int = default_tile_pad(module) if tile_pad is None else tile_pad
+    if not tile:  # Whole images are split by rows instead (see below): one at a time.
+      self.batch: int = 1 if batch is None else batch
+    else:
+      if batch is None:
+        window = tile + 2 * self.tile_pad
+        batch = self.devices * windows_per_device(module, variables, window,
+                                                  device_memory(devices[0]))
+      self.batch = devices_lib.round_up(batch, self.devices)
     self.input_multiple: int = module.input_multiple
     self._variables = jax.device_put(variables, devices_lib.replicated(self.mesh))
     # Shared by every Upscaler of the same network, mesh and mode (jaxsr.evaluate runs several

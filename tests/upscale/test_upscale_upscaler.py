@@ -272,3 +272,30 @@ def test_peak_memory_does_not_grow_with_image_size(models, tmp_path):
   # slack. XLA's figure, not the small image's sampled peak, is the reference: a busy 2-core
   # machine can starve the sampler through a short run and under-read that peak.
   assert large["rss_growth"] < xla_bytes + large["numpy_peak"] + large["output_bytes"] / 4
+
+
+def test_the_automatic_tile_batch_fills_half_an_accelerator_and_one_window_per_cpu_core(models):
+  # Sizing from XLA's memory analysis of the compiled network: a device with room for about
+  # k windows in half its memory gets about k; a CPU device (no memory limit) one; never below
+  # one or above the cap.
+  import jax
+  import jax.numpy as jnp
+
+  from jaxsr import checkpoint
+
+  _, dirs = models
+  variables, metadata = checkpoint.load(dirs[4])
+  module = checkpoint.build_model(metadata)
+  usage = jax.jit(module.apply).lower(
+      variables, jax.ShapeDtypeStruct((1, 40, 40, 3), jnp.float32)).compile().memory_analysis()
+  per_window = usage.temp_size_in_bytes + usage.output_size_in_bytes + 40 * 40 * 3 * 4
+  assert per_window > 4 * 160 * 160 * 3  # At least the float output of one window.
+  parameters = sum(np.asarray(a).nbytes for a in jax.tree.leaves(variables))
+  fits = lambda k: int(2 * (parameters + k * per_window))  # Half of it holds k windows.
+  assert upscaler_lib.windows_per_device(module, variables, 40, fits(6)) in (5, 6)
+  assert upscaler_lib.windows_per_device(module, variables, 40, fits(0)) == 1
+  assert upscaler_lib.windows_per_device(module, variables, 40, fits(10_000)) == 32
+  assert upscaler_lib.windows_per_device(module, variables, 40, None) == 1
+  assert upscaler_lib.device_memory(jax.devices("cpu")[0]) is None
+  tiled = Upscaler(dirs[4], tile=16)
+  assert tiled.batch == tiled.devices  # One window per CPU device.
