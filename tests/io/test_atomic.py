@@ -75,7 +75,7 @@ def test_model_exports_run_records_and_journal_figures_are_atomic_and_0644(tmp_p
   state = {"conv_first.weight": np.ones((2, 3), np.float32)}
   safetensors = torch_files.write_safetensors(tmp_path / "x.safetensors", state)
   assert mode(safetensors) == 0o644
-  pytest.importorskip("torch")
+  import torch  # noqa: F401  (required: fails loudly if missing)
   pth = torch_files.write_state_dict(tmp_path / "x.pth", state, "params_ema")
   assert mode(pth) == 0o644  # Was 0600 (a tempfile.mkstemp file) before jaxsr.io.atomic_write.
   np.testing.assert_array_equal(torch_files.read_state_dict(pth)[0]["conv_first.weight"],

@@ -245,7 +245,7 @@ def test_lzw_tiff_is_decoded_without_imagecodecs(tmp_path, mode):
 
 
 def test_16bit_colour_lzw_tiff_needs_imagecodecs(tmp_path):
-  pytest.importorskip("tifffile")
+  import tifffile  # noqa: F401  (required: fails loudly if missing)
   try:
     import imagecodecs  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     pytest.skip("imagecodecs is installed: tifffile decodes LZW itself")

