@@ -25,6 +25,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxsr import models
+
 METADATA_FILE = "jaxsr_model.json"
 VARIABLES_DIR = "variables"
 KINDS = ("generator", "discriminator", "vgg19")
@@ -118,8 +120,6 @@ def weights_digest(variables) -> str:
 
 def build_model(metadata: ModelMetadata, dtype=None):
   """The Flax module a checkpoint's metadata describes (compute dtype optional, params stay fp32)."""
-  from jaxsr import models  # Local import: keeps `load_metadata` cheap for CLIs that only inspect.
-
   # JSON has no tuples; Flax module attributes should be hashable.
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in metadata.arch.items()}
   if metadata.kind == "generator":

@@ -23,13 +23,13 @@ from PIL import Image
 from jaxsr import checkpoint
 from jaxsr import io as jio
 from jaxsr.convert import convert
+from jaxsr.infer.upscaler import Upscaler
+from jaxsr.train import pretrained  # The one place that knows where offline weights live.
 
 
 def offline_model(name: str) -> Path:
   """The ncnn file of an offline model ("x4plus" or "compact"), with a clear exit if the package
   that ships it is missing."""
-  from jaxsr.train import pretrained  # The one place that knows where offline weights live.
-
   try:
     return Path(pretrained.OFFLINE_WEIGHTS[name]())
   except pretrained.PretrainedWeightsError as e:
@@ -81,8 +81,6 @@ def main(argv=None) -> int:
                            "official weights that ship offline; or any jaxsr generator directory")
   args = parser.parse_args(argv)
 
-  from jaxsr.train import pretrained
-
   if args.model in pretrained.OFFLINE_WEIGHTS:
     model_dir = args.workdir / "models" / args.model
     if not (model_dir / checkpoint.METADATA_FILE).exists():
@@ -91,8 +89,6 @@ def main(argv=None) -> int:
   else:
     model_dir = Path(args.model)
   args.workdir.mkdir(parents=True, exist_ok=True)
-  from jaxsr.infer.upscaler import Upscaler
-
   upscaler = Upscaler(model_dir)
   for name, lr in (("retina", retina_lr(args.size)), ("chest_xray", radiograph_lr(args.size))):
     start = time.perf_counter()

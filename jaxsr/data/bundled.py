@@ -1,4 +1,5 @@
-"""Real medical images that ship inside PyPI packages, as a train / held-out source for offline runs.
+"""Real medical images that ship inside PyPI packages: `skimage:` / `pydicom-data:` files, and the
+train / held-out split of them that offline runs use (`bundled:train`, `bundled:heldout`).
 
 The demo (`configs/demo.py`) and the fine-tuning study (`python -m jaxsr.study`) fine-tune on
 these with no dataset download:
@@ -12,35 +13,77 @@ these with no dataset download:
             microaneurysms.png (scikit-image, fundus detail); RG1_UNCR.dcm (pydicom-data, 1955x1841
             chest CR, the only chest radiograph the packages ship: never trained on)
 
-Radiographs and slices are read as a viewer shows them (modality rescale, MONOCHROME1 inverted,
-the image's own range) and kept at 16 bits: the same mapping `jaxsr.evaluate` applies to them.
+Files are found in the installed packages (scikit-image's `data` folder; pydicom-data through
+`pydicom.data.get_testdata_file(name, download=False)`), never downloaded, and read by `jaxsr.io`
+like any other file: radiographs and slices as a viewer shows them (modality rescale,
+MONOCHROME1 inverted, the image's own range), so a whole file here gives the pixels it gives as
+`pydicom-data:NAME`, as a path, or inside a folder.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+import importlib.resources
+import pathlib
+from typing import Callable, Optional
 
 import numpy as np
+from PIL import Image
 
 from jaxsr import io as jio
+from jaxsr.data import decode
 from jaxsr.data import source as source_lib
 
 RETINA_TRAIN_FRACTION = 0.6
 SPLITS = ("train", "heldout")
+# What `skimage` and `pydicom-data` name without a list: the fundus photographs and the
+# computed radiographs.
+SKIMAGE_FUNDUS = ("retina.jpg", "microaneurysms.png")
+PYDICOM_RADIOGRAPHS = ("RG1_UNCR.dcm", "RG3_UNCR.dcm")
 
 
-def _skimage_file(name: str) -> np.ndarray:
-  import importlib.resources
+def skimage_path(name: str) -> pathlib.Path:
+  """A file of scikit-image's `data` folder, read from the installed wheel (never downloaded).
 
-  from PIL import Image
+  Raises:
+    ImportError: scikit-image is not installed.
+    FileNotFoundError: this install has no such file.
+  """
+  try:
+    folder = pathlib.Path(str(importlib.resources.files("skimage") / "data"))
+  except ModuleNotFoundError as e:
+    raise ImportError("The bundled fundus images need scikit-image "
+                      "(pip install scikit-image)") from e
+  path = folder / name
+  if not path.is_file():
+    raise FileNotFoundError(f"skimage:{name}: no such file in this scikit-image install ({folder})")
+  return path
 
-  with Image.open(importlib.resources.files("skimage") / "data" / name) as image:
-    return np.asarray(image.convert("RGB"))
+
+def pydicom_data_path(name: str) -> pathlib.Path:
+  """A file of pydicom-data (pip install pydicom-data), never downloaded.
+
+  Raises:
+    FileNotFoundError: it is not installed (jio.ImageNotFoundError, a FileNotFoundError).
+  """
+  from pydicom.data import get_testdata_file  # Only when a pydicom-data file is named.
+
+  path = get_testdata_file(name, download=False)
+  if path is None:
+    raise jio.ImageNotFoundError(
+        f"pydicom-data:{name}", "not installed; it ships in the pydicom-data package (pip install "
+        "pydicom-data, or 'jaxsr[demo]')")
+  return pathlib.Path(path)
 
 
-def _retina_part(first: bool) -> np.ndarray:
-  image = _skimage_file("retina.jpg")
+@functools.lru_cache(maxsize=None)  # RG3 is listed twice (two scales): decoded once.
+def _samples(path: pathlib.Path) -> np.ndarray:
+  image = jio.read_samples(path)
+  image.flags.writeable = False  # Shared by the entries that use it.
+  return image
+
+
+def _retina_part(image: np.ndarray, first: bool) -> np.ndarray:
   cut = int(image.shape[0] * RETINA_TRAIN_FRACTION)
   if first:
     return image[:cut]
@@ -49,23 +92,8 @@ def _retina_part(first: bool) -> np.ndarray:
   return bottom[:, left:left + bottom.shape[0]]
 
 
-@functools.lru_cache(maxsize=None)  # RG3 is listed twice (two scales): decoded once.
-def _radiograph(name: str) -> np.ndarray:
-  from pydicom.data import get_testdata_file
-
-  path = get_testdata_file(name, download=False)
-  if path is None:
-    raise jio.ImageNotFoundError(
-        name, "not installed: pip install pydicom-data (or 'jaxsr[demo]')")
-  image = jio.read_samples(path)
-  image.flags.writeable = False  # Shared by the entries that use it.
-  return image
-
-
 def _resized(image: np.ndarray, side: int) -> np.ndarray:
   """Lanczos-resized so the longer side is `side`, at the same bit depth."""
-  from PIL import Image
-
   height, width = image.shape[:2]
   size = (round(width * side / max(height, width)), round(height * side / max(height, width)))
   planes = [np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize(
@@ -74,16 +102,24 @@ def _resized(image: np.ndarray, side: int) -> np.ndarray:
   return np.clip(np.rint(np.stack(planes, axis=-1)), 0, limit).astype(image.dtype)
 
 
-_IMAGES: dict[str, list[tuple[str, Callable[[], np.ndarray]]]] = {
-    "train": [("retina.jpg[top]", lambda: _retina_part(True)),
-              ("RG3_UNCR.dcm", lambda: _radiograph("RG3_UNCR.dcm")),
-              ("RG3_UNCR.dcm[1024]", lambda: _resized(_radiograph("RG3_UNCR.dcm"), 1024)),
-              ("MR2_UNCR.dcm", lambda: _radiograph("MR2_UNCR.dcm")),
-              ("693_UNCR.dcm", lambda: _radiograph("693_UNCR.dcm"))],
-    "heldout": [("retina.jpg[bottom]", lambda: _retina_part(False)),
-                ("microaneurysms.png", lambda: _skimage_file("microaneurysms.png")),
-                ("RG1_UNCR.dcm", lambda: _radiograph("RG1_UNCR.dcm"))],
+# name -> (the file's package, the file, what is cut or resized from it; None: the whole file).
+_Part = Optional[Callable[[np.ndarray], np.ndarray]]
+_IMAGES: dict[str, list[tuple[str, Callable[[str], pathlib.Path], str, _Part]]] = {
+    "train": [
+        ("retina.jpg[top]", skimage_path, "retina.jpg",
+         functools.partial(_retina_part, first=True)),
+        ("RG3_UNCR.dcm", pydicom_data_path, "RG3_UNCR.dcm", None),
+        ("RG3_UNCR.dcm[1024]", pydicom_data_path, "RG3_UNCR.dcm",
+         functools.partial(_resized, side=1024)),
+        ("MR2_UNCR.dcm", pydicom_data_path, "MR2_UNCR.dcm", None),
+        ("693_UNCR.dcm", pydicom_data_path, "693_UNCR.dcm", None)],
+    "heldout": [
+        ("retina.jpg[bottom]", skimage_path, "retina.jpg",
+         functools.partial(_retina_part, first=False)),
+        ("microaneurysms.png", skimage_path, "microaneurysms.png", None),
+        ("RG1_UNCR.dcm", pydicom_data_path, "RG1_UNCR.dcm", None)],
 }
+_PACKAGES = {skimage_path: "skimage", pydicom_data_path: "pydicom-data"}
 
 
 # The protocol that scores each held-out image: microaneurysms.png is a gray fundus detail, so
@@ -98,8 +134,11 @@ class BundledImages(source_lib.ImageSource):
   def __init__(self, split: str):
     super().__init__()
     if split not in SPLITS:
-      raise ValueError(f"bundled images come in splits {SPLITS}, not {split!r}")
+      raise source_lib.SourceError(
+          f"bundled:{split}: no such split; the bundled images are split into "
+          f"{', '.join('bundled:' + s for s in SPLITS)}")
     self._split = split
+    self._entries = _IMAGES[split]
     self._cache: dict[int, np.ndarray] = {}
 
   @property
@@ -107,10 +146,18 @@ class BundledImages(source_lib.ImageSource):
     return f"bundled:{self._split} (scikit-image and pydicom-data files)"
 
   def __len__(self) -> int:
-    return len(_IMAGES[self._split])
+    return len(self._entries)
 
   def name(self, index: int) -> str:
-    return _IMAGES[self._split][index][0]
+    return self._entries[index][0]
+
+  def where(self, index: int) -> str:
+    name, package, file, part = self._entries[index]
+    whole = "" if part is None else f", part of {_PACKAGES[package]}:{file}"
+    return f"bundled:{self._split} {name}{whole}"
+
+  def short_name(self, index: int) -> str:
+    return self.name(index)  # "retina.jpg[top]" and "retina.jpg[bottom]" must stay apart.
 
   def protocol(self, index: int) -> str | None:
     return _PROTOCOLS.get(self.name(index))
@@ -119,5 +166,13 @@ class BundledImages(source_lib.ImageSource):
     # A handful of images, decoded once: the DICOMs take a while to read.
     with self._lock:
       if index not in self._cache:
-        self._cache[index] = _IMAGES[self._split][index][1]()
+        _, package, file, part = self._entries[index]
+        image = _samples(package(file))
+        self._cache[index] = image if part is None else part(image)
       return self._cache[index]
+
+  def read_float(self, index: int) -> np.ndarray:
+    _, package, file, part = self._entries[index]
+    if part is None:  # A whole file: exactly what it gives under any other spec.
+      return jio.read_image(package(file), dicom_range="data").rgb()
+    return decode.to_float_rgb(self.read(index))

@@ -27,6 +27,7 @@ import ml_collections
 import tensorflow as tf
 
 from jaxsr.data import source as source_lib
+from jaxsr.data import source_specs
 from jaxsr.data import window
 from jaxsr.degradation import config as degradation_config
 from jaxsr.degradation import pipeline as degradation
@@ -47,7 +48,7 @@ def default_config() -> ml_collections.ConfigDict:
   # Replace unreadable images by the next readable one (logged and counted in `source.skipped`)
   # instead of stopping with an error that names the file.
   config.skip_corrupt = False
-  # Used when `source` is given as a string (see `source.open_source`).
+  # Used when `source` is given as a spec (see `source_specs.open_source`).
   config.split = "train"
   config.data_dir = ""
   config.num_parallel_calls = -1  # tf.data.AUTOTUNE
@@ -189,8 +190,8 @@ def make_train_dataset(
   """Endless per-host batches `{"lq", "gt", "gt_usm"}` of float32 NHWC, from `start_step` on.
 
   Args:
-    source: an `ImageSource`, or a string for `source.open_source` (`tfds:NAME[/CONFIG]` or a
-      folder), read with `config.split` and `config.data_dir`.
+    source: an `ImageSource`, or a spec for `source_specs.open_source` (`tfds:NAME[/CONFIG]`,
+      `bundled:train`, a folder, ...), opened with `config.split` and `config.data_dir`.
     config: see `default_config()`.
     seed: the run's seed; the whole stream is a function of it.
     global_batch_size: images per step over all hosts; each host yields
@@ -212,7 +213,8 @@ def make_train_dataset(
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
   if isinstance(source, str):
-    source = source_lib.open_source(source, split=config.split, data_dir=config.data_dir)
+    source = source_specs.open_source(source, split=config.split,
+                                      data_dir=config.data_dir or None)
   degrade_fn = degrade_fn or degradation.degrade
   gt_size = config.degradation.gt_size
   if config.window_size < gt_size:

@@ -1,21 +1,39 @@
-"""Random-access image sources: the one interface the training pipeline reads from.
+"""Random-access image sources: the one interface training, validation and evaluation read from.
 
-A source is a fixed, ordered list of images (a folder of files, or a prepared TFDS split).
-Random access by index is what makes the training stream cheap to reshuffle every epoch and to
-resume at any step without decoding the images that came before.
+A source is a fixed, ordered list of images (image files, a prepared TFDS split, the bundled
+images). Random access by index is what makes the training stream cheap to reshuffle every epoch
+and to resume at any step without decoding the images that came before, and what lets an
+evaluation list a large data set and decode only the images it draws.
+
+This module holds the interface only; `source_specs.open_source` turns a spec (`tfds:NAME`,
+`bundled:SPLIT`, `skimage[:NAMES]`, `pydicom-data[:NAMES]`, a file, a folder or a glob) into one.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
+import os
 import threading
-from typing import Iterator
+from typing import Sequence
 
 import numpy as np
 
 from jaxsr import io as jio
 from jaxsr.data import decode
+
+
+class SourceError(ValueError):
+  """A source spec names nothing readable (no such data set, file or bundled image, an empty
+  folder, ...); the message says what was looked for."""
+
+
+def image_stem(name: str | os.PathLike) -> str:
+  """A file name without its folder, `.gz` and image suffix (`b/im0001.ppm.gz` -> `im0001`)."""
+  name = os.path.basename(os.fspath(name))
+  if name.lower().endswith(".gz"):
+    name = name[:-3]
+  return os.path.splitext(name)[0]
 
 
 class ImageSource(abc.ABC):
@@ -41,6 +59,39 @@ class ImageSource(abc.ABC):
   @abc.abstractmethod
   def read(self, index: int) -> np.ndarray:
     """Image `index` as `[H, W, C]` uint8/uint16; raises `jio.UnreadableImageError` naming it."""
+
+  def where(self, index: int) -> str:
+    """Where image `index` comes from, for messages and result files (default: its name)."""
+    return self.name(index)
+
+  def short_name(self, index: int) -> str:
+    """The name a result table gives image `index` (default: its file name without folder and
+    image suffix, `im0001` for `data/im0001.ppm.gz`)."""
+    return image_stem(self.name(index))
+
+  def stable_order(self) -> list[int]:
+    """The indices in an order that depends on the images alone, for evaluation's seeded draws:
+    the listed order, where the listing is sorted or fixed (files, bundled sets)."""
+    return list(range(len(self)))
+
+  def indices(self, names: Sequence[str]) -> list[int]:
+    """The indices of the images named `names` (see `name`), in that order.
+
+    Raises:
+      KeyError: naming every missing name and the names the source has, before anything is read.
+    """
+    index = {self.name(i): i for i in range(len(self))}
+    missing = [name for name in names if name not in index]
+    if missing:
+      raise KeyError(f"{self.location} has no image(s) named {missing}; it has {sorted(index)}")
+    return [index[name] for name in names]
+
+  def read_float(self, index: int) -> np.ndarray:
+    """Image `index` as `[H, W, 3]` float32 in [0, 1], what evaluation and validation score:
+    samples / 255 or / 65535, alpha dropped, gray repeated. File sources read a DICOM's intensity
+    mapping unquantised (`jaxsr.io.read_image`), the pixels `python -m jaxsr.upscale` computes
+    on; `read` keeps the nearest 16-bit level of the same values."""
+    return decode.to_float_rgb(self.read(index))
 
   def protocol(self, index: int) -> str | None:
     """The evaluation protocol image `index` is meant for ("chest-x4", "retina-x2"), where the
@@ -88,30 +139,3 @@ class ImageSource(abc.ABC):
     if image.dtype == np.uint8:
       image = image.astype(np.uint16) * np.uint16(257)
     return image
-
-
-def open_source(spec: str, *, split: str = "train", data_dir: str | None = None) -> ImageSource:
-  """`tfds:NAME[/CONFIG]` opens a prepared TFDS split, `bundled:train|heldout` the images that ship
-  in scikit-image / pydicom-data (see `bundled`); anything else is an image folder."""
-  if spec.startswith("bundled:"):
-    from jaxsr.data import bundled  # pylint: disable=g-import-not-at-top
-
-    return bundled.BundledImages(spec[len("bundled:"):])
-  if spec.startswith("tfds:"):
-    from jaxsr.data import tfds_source  # pylint: disable=g-import-not-at-top
-
-    return tfds_source.TfdsSource(spec[len("tfds:"):], split=split, data_dir=data_dir or None)
-  from jaxsr.data import folder  # pylint: disable=g-import-not-at-top
-
-  return folder.ImageFolder(spec)
-
-
-def read_named(spec: str, names, *, split: str = "test") -> Iterator[tuple[str, np.ndarray]]:
-  """(name, image) for each of `names` in source `spec`, in that order; all names are checked
-  before the first image is read, so a typo fails before any work."""
-  images = open_source(spec, split=split)
-  index = {images.name(i): i for i in range(len(images))}
-  missing = [name for name in names if name not in index]
-  if missing:
-    raise KeyError(f"{images.location} has no image(s) named {missing}; it has {sorted(index)}")
-  return ((name, images.read(index[name])) for name in names)

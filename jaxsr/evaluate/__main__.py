@@ -8,12 +8,13 @@
   python -m jaxsr.evaluate --protocol custom --scale 2 --gt-size none --crop 96 \\
       --data scans/ --model x2net -o out
 
---data: skimage[:NAME,...] (scikit-image's fundus images), pydicom-data[:NAME,...] (its
-radiographs), tfds:NAME[/CONFIG] (jaxsr's TFDS builders), or an image / DICOM file or folder;
-repeatable. Bicubic is always evaluated as the baseline. Writes per_image.csv, summary.json,
-summary.md and comparison.png to -o; every protocol option, the data and each model's provenance
-(and any resize of its output to the protocol's scale) are recorded in summary.json and
-summary.md. Bad --model / --data / options: a message and exit code 2, before any work.
+--data: a source spec, the grammar training uses too (jaxsr.data.source_specs):
+tfds:NAME[/CONFIG] (jaxsr's TFDS builders), bundled:train|heldout (the offline split),
+skimage[:NAME,...] (scikit-image's fundus images), pydicom-data[:NAME,...] (its radiographs), or an
+image / DICOM file, a folder or a quoted glob; repeatable. Bicubic is always evaluated as the
+baseline. Writes per_image.csv, summary.json, summary.md and comparison.png to -o; every protocol
+option, the data and each model's provenance (and any resize of its output to the protocol's
+scale) are recorded in summary.json and summary.md. Bad --model / --data / options: a message and exit code 2, before any work.
 """
 
 from __future__ import annotations
@@ -25,20 +26,23 @@ import shlex
 import sys
 from typing import Optional, Sequence
 
+import jax
 import ml_collections
+
+from jaxsr import checkpoint
+from jaxsr.data import source_specs
+from jaxsr.evaluate import data, models, protocols, run
+from jaxsr.models import precision
 
 RESULT_FILES = ("per_image.csv", "summary.json", "summary.md", "comparison.png")
 
 
 def _parser() -> argparse.ArgumentParser:
-  from jaxsr.evaluate import protocols  # Light: numpy, PIL, ml_collections.
-  from jaxsr.models import precision
-
   parser = argparse.ArgumentParser(prog="python -m jaxsr.evaluate", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--protocol", required=True, choices=protocols.PROTOCOL_NAMES)
   parser.add_argument("--data", required=True, action="append", metavar="SRC",
-                      help="test images (repeatable); see above")
+                      help="test images (repeatable): " + source_specs.describe())
   parser.add_argument("--model", action="append", default=[], metavar="DIR",
                       help="jaxsr generator directory (repeatable)")
   parser.add_argument("--name", action="append", default=[],
@@ -97,8 +101,6 @@ def parse_gt_size(text: str) -> Optional[tuple[int, int]]:
 
 def build_protocol(args):
   """The protocol ConfigDict with the command line's options; raises ValueError / KeyError."""
-  from jaxsr.evaluate import protocols
-
   overrides = {}
   if args.scale is not None:
     if args.protocol != "custom":
@@ -167,9 +169,6 @@ class Plan:
 
 def plan(args) -> Plan:
   """Checks every option, model directory (metadata only) and data spec; raises UsageError."""
-  from jaxsr import checkpoint
-  from jaxsr.evaluate import data, models
-
   try:
     protocol = build_protocol(args)
   except (ValueError, KeyError) as e:
@@ -214,8 +213,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
 
-  from jaxsr.evaluate import data, models, run
-
   for name in RESULT_FILES:  # With --force: no stale figure next to new numbers.
     if os.path.exists(os.path.join(args.out_dir, name)):
       os.remove(os.path.join(args.out_dir, name))
@@ -237,10 +234,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def describe_run(argv, args, checked: Plan) -> tuple[dict, list[str]]:
   """summary.json entries and summary.md lines: the command, the data, the models, the machine."""
-  import jax
-
-  from jaxsr.evaluate import models
-
   device = jax.devices()[0]
   scale, images, n_listed = checked.protocol.scale, checked.images, checked.n_listed
   extra = {

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxsr.evaluate.lpips import LPIPSMetric
+
 # How each metric reads: 'higher' / 'lower' is better, 'one' = best at 1 (a ratio to GT), 'zero' =
 # best at 0 (a signed error).
 METRIC_DIRECTIONS = {
@@ -282,8 +284,6 @@ class ImageMetrics:
     self.config = config
     self._lpips: Optional[object] = None
     if config.lpips_net:
-      from jaxsr.evaluate.lpips import LPIPSMetric
-
       self._lpips = LPIPSMetric(config.lpips_net)
 
   @property

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxsr import checkpoint
+from jaxsr.infer.upscaler import Upscaler
 from jaxsr.models.generators import generator_type
 
 RESIZE_METHOD = "PIL Lanczos-3"
@@ -56,8 +57,6 @@ class NetworkModel:
   """A loaded generator as `upscale(lr, scale)` on HxWx3 float32 images in [0, 1]."""
 
   def __init__(self, spec: ModelSpec, dtype: str = "fp32"):
-    from jaxsr.infer.upscaler import Upscaler  # Imports JAX/Flax; keep `check` light.
-
     self.spec = spec
     self.upscaler = Upscaler(spec.directory, dtype=dtype)
 

@@ -24,8 +24,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from jaxsr.data import decode
-from jaxsr.data import source as source_lib
+from jaxsr.data import source_specs
 from jaxsr.evaluate import figures, metrics, protocols, report
 from jaxsr.evaluate import journal as journal_lib
 from jaxsr.evaluate import models as models_lib
@@ -44,7 +43,8 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], models: Mapping[str, Upsc
   """Evaluates `models` on `images` under `protocol`; writes the result files; returns the summary.
 
   Args:
-    images: (name, HxW[x3] float image in [0, 1]) pairs, e.g. from `sources`; names must be unique.
+    images: (name, HxW[x3] float image in [0, 1]) pairs, e.g. from `source_images`; names must be
+      unique.
     models: name -> upscale(lr, scale). The baseline (`protocol.baseline`, PIL bicubic) is added
       as the first model; a model may not take its name.
     protocol: from `protocols.get_protocol`; recorded in every result file.
@@ -168,16 +168,19 @@ def evaluate_model_dirs(images_by_protocol: Mapping[str, Callable[[], Iterable[t
 
 
 def source_images(spec: str, names: Sequence[str] = ()) -> Iterator[tuple[str, np.ndarray]]:
-  """(name, HxWx3 float32 in [0, 1]) of the images of a data source (`jaxsr.data.source` specs:
-  a folder, "bundled:heldout", "tfds:NAME"), the named ones in that order, or all of them.
+  """(name, HxWx3 float32 in [0, 1]) of the images of a data source (any `source_specs` spec: a
+  folder, "bundled:heldout", "tfds:NAME", ...), the named ones in that order, or all of them.
+
+  Images are read as `jaxsr.evaluate --data` reads them (`ImageSource.read_float`); the names are
+  the source's (`ImageSource.name`).
 
   Raises:
     KeyError: naming what is missing, before any image is decoded.
+    jaxsr.data.source.SourceError: the spec names nothing readable.
   """
-  if not names:
-    images = source_lib.open_source(spec, split="test")
-    names = [images.name(i) for i in range(len(images))]
-  return ((name, decode.to_float_rgb(image)) for name, image in source_lib.read_named(spec, names))
+  images = source_specs.open_source(spec, split="test")
+  indices = images.indices(names) if names else range(len(images))
+  return ((images.name(i), images.read_float(i)) for i in indices)
 
 
 def parse_protocol_images(text: str) -> dict[str, list[str]]:

@@ -15,8 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from jaxsr.train import sharding  # JAX is imported, not started: the device count is still open.
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.", lock_config=False)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/study", "Training runs of the arms go here.")
@@ -32,12 +35,9 @@ def main(argv) -> int:
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   study = _CONFIG.value
-  from jaxsr.train import sharding  # pylint: disable=import-outside-toplevel  (after flags)
-
   sharding.use_cpu_cores(study.train.batch_size)
+  # After the CPU device count is set: nothing these import may start JAX's backends first.
   from jaxsr.study import runner, writeup  # pylint: disable=import-outside-toplevel
-
-  import jax  # pylint: disable=import-outside-toplevel  (after the CPU device count is set)
 
   start = time.perf_counter()
   workdir, out = Path(_WORKDIR.value).absolute(), Path(_OUT.value)

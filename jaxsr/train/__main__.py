@@ -12,6 +12,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxsr.train import sharding  # JAX is imported, not started: the device count is still open.
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and exports.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize().")
@@ -26,7 +28,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO: keep the console readable.
-  from jaxsr.train import perceptual, pretrained, sharding, trainer
+  # After the flags are read: --help and flag errors stay fast (no TensorFlow), and nothing
+  # these import may start JAX's backends before the CPU device count is set below.
+  from jaxsr.train import perceptual, pretrained, trainer  # pylint: disable=import-outside-toplevel
 
   if _DISTRIBUTED.value or _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

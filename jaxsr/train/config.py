@@ -42,14 +42,17 @@ def base_config() -> ml_collections.ConfigDict:
   config.ema_decay = 0.999
 
   config.data = input_pipeline.default_config()
-  config.data.source = ""  # "tfds:NAME[/CONFIG]" (prepared with data_dir) or an image folder.
+  # A source spec (jaxsr.data.source_specs): "tfds:NAME[/CONFIG]" (prepared, in data_dir),
+  # "bundled:train", "skimage[:NAMES]", "pydicom-data[:NAMES]", an image file, folder or glob.
+  config.data.source = ""
 
   # Held-out scores of the EMA generator (val/psnr, ssim, hfen, grad_ratio, bias; the bicubic
   # baseline once as val_bicubic/*) every `every_steps` steps and at step 0; 0 turns it off. See
   # jaxsr.train.validation.
   config.validation = ml_collections.ConfigDict(dict(
       every_steps=0,
-      # A source spec ("tfds:drive", a folder, "bundled:heldout"); its first `max_images` images.
+      # A source spec ("tfds:drive", "bundled:heldout", "skimage:retina.jpg", a folder, ...; see
+      # jaxsr.data.source_specs); its first `max_images` images.
       data="", max_images=8,
       # The evaluation protocol each image's (GT, LR) pair follows (jaxsr.evaluate.protocols):
       # "auto" picks per image: the protocol the source names for it (the bundled held-out
@@ -89,7 +92,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.export_pth = True  # Also write the EMA generator as a PyTorch .pth (needs torch).
   # After training, the starting and the fine-tuned generator (and bicubic) on held-out images,
   # by `jaxsr.evaluate` itself, into WORKDIR/eval/PROTOCOL/. `images`: "PROTOCOL:NAME,...;..."
-  # (a protocol without names scores every image of `data`); "" skips it.
+  # (a protocol without names scores every image of `data`, a source spec); "" skips it.
   config.evaluate_after = ml_collections.ConfigDict(dict(data="", images=""))
   return config
 

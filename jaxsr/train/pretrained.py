@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from jaxsr import checkpoint
+from jaxsr import convert
 from jaxsr.models import UNetDiscriminatorSN, build_generator, generator_type
 
 CONVERTIBLE_SUFFIXES = (".pth", ".pt", ".param")
@@ -58,8 +59,6 @@ def resolve(init: str, kind: str, workdir: Path) -> Path:
   """The model directory `init` names, converting a raw weight file on first use."""
   path = Path(init)
   if path.suffix.lower() in CONVERTIBLE_SUFFIXES and path.is_file():
-    from jaxsr import convert  # Conversion only when a raw weight file is given.
-
     target = workdir / "pretrained" / f"{kind}_{path.stem}"
     if not (target / checkpoint.METADATA_FILE).exists():
       try:

@@ -36,8 +36,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxsr.data import decode
-from jaxsr.data import source as source_lib
+from jaxsr.data import source_specs
 from jaxsr.evaluate import metrics, protocols
 
 AUTO = "auto"
@@ -56,10 +55,10 @@ LUMA_BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 def held_out_images(spec: str, max_images: int
                     ) -> Iterator[tuple[str, np.ndarray, Optional[str]]]:
   """(name, HxWx3 float32 in [0, 1], the source's protocol for it or None) of the first
-  `max_images` images of a data source."""
-  images = source_lib.open_source(spec, split="test")
+  `max_images` images of a data source (any `source_specs` spec), read as evaluation reads them."""
+  images = source_specs.open_source(spec, split="test")
   for index in range(min(len(images), max_images)):
-    yield images.name(index), decode.to_float_rgb(images.read(index)), images.protocol(index)
+    yield images.name(index), images.read_float(index), images.protocol(index)
 
 
 def is_gray(image: np.ndarray) -> bool:

@@ -1,4 +1,4 @@
-"""jaxsr.data.folder and source: listing, reading for training, corrupt and empty folders."""
+"""jaxsr.data.image_files and source: listing, reading for training, corrupt and empty folders."""
 
 import shutil
 
@@ -8,8 +8,9 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from jaxsr import io as jio
-from jaxsr.data import folder
+from jaxsr.data import image_files
 from jaxsr.data import source
+from jaxsr.data import source_specs
 from tests.io import fixture_images as fx
 
 
@@ -31,13 +32,13 @@ def _tree(tmp_path):
 
 def test_lists_recursively_in_sorted_order_and_ignores_other_files(tmp_path):
   _tree(tmp_path)
-  listed = [p.relative_to(tmp_path).as_posix() for p in folder.ImageFolder(tmp_path).paths]
+  listed = [p.relative_to(tmp_path).as_posix() for p in image_files.ImageFolder(tmp_path).paths]
   assert listed == ["a/rgba.png", "a/z_gray16.png", "b/im0002.ppm.gz", "c.PNG"]
 
 
 def test_read_for_training_gives_uint16_without_alpha(tmp_path):
   images = _tree(tmp_path)
-  src = folder.ImageFolder(tmp_path)
+  src = image_files.ImageFolder(tmp_path)
   assert len(src) == 4
   by_name = {src.name(i).replace(str(tmp_path) + "/", ""): i for i in range(len(src))}
   rgba = src.read_for_training(by_name["a/rgba.png"], skip_corrupt=False)
@@ -54,7 +55,7 @@ def test_read_for_training_gives_uint16_without_alpha(tmp_path):
 def test_corrupt_file_raises_naming_it_or_is_skipped_and_counted(tmp_path):
   _tree(tmp_path)
   fx.write(tmp_path / "a" / "broken.png", b"\x89PNG\r\n\x1a\n garbage")
-  src = folder.ImageFolder(tmp_path)
+  src = image_files.ImageFolder(tmp_path)
   broken = [i for i in range(len(src)) if src.name(i).endswith("broken.png")][0]
   with pytest.raises(jio.UnreadableImageError, match="broken.png"):
     src.read_for_training(broken, skip_corrupt=False)
@@ -69,16 +70,20 @@ def test_corrupt_file_raises_naming_it_or_is_skipped_and_counted(tmp_path):
 def test_all_corrupt_fails_even_when_skipping(tmp_path):
   fx.write(tmp_path / "x.png", b"nope")
   with pytest.raises(jio.UnreadableImageError, match="no readable image"):
-    folder.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=True)
+    image_files.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=True)
 
 
 def test_empty_or_missing_folder_fails_fast_naming_the_path(tmp_path):
   (tmp_path / "empty" / "sub").mkdir(parents=True)
   fx.write(tmp_path / "empty" / "sub" / "readme.txt", b"no images here")
   with pytest.raises(ValueError, match=str(tmp_path / "empty")):
-    folder.ImageFolder(tmp_path / "empty")
+    image_files.ImageFolder(tmp_path / "empty")
   with pytest.raises(FileNotFoundError, match="does_not_exist"):
-    source.open_source(str(tmp_path / "does_not_exist"))
+    image_files.ImageFolder(tmp_path / "does_not_exist")
+  with pytest.raises(source.SourceError, match="does_not_exist.*no such file or folder"):
+    source_specs.open_source(str(tmp_path / "does_not_exist"))
+  with pytest.raises(source.SourceError, match="no image files under"):
+    source_specs.open_source(str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "CT_small.dcm"])
@@ -86,7 +91,7 @@ def test_dicom_files_train_as_a_viewer_shows_them_at_16_bits(tmp_path, name):
   # RG1: chest CR, MONOCHROME1 (inverted: bright = dense); CT_small: signed, with a rescale.
   shutil.copy(get_testdata_file(name), tmp_path / "scan.DCM")
   fx.write(tmp_path / "photo.png", fx.png_bytes(np.zeros((4, 5, 3), np.uint8)))
-  src = folder.ImageFolder(tmp_path)
+  src = image_files.ImageFolder(tmp_path)
   assert [p.name for p in src.paths] == ["photo.png", "scan.DCM"]
   read = src.read_for_training(1, skip_corrupt=False)
 
@@ -103,4 +108,4 @@ def test_broken_dicom_raises_naming_it(tmp_path):
   data = open(get_testdata_file("RG3_UNCR.dcm"), "rb").read()
   fx.write(tmp_path / "cut.dcm", data[: len(data) // 2])
   with pytest.raises(jio.UnreadableImageError, match="cut.dcm"):
-    folder.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=False)
+    image_files.ImageFolder(tmp_path).read_for_training(0, skip_corrupt=False)

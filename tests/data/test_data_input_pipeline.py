@@ -12,9 +12,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from jaxsr.data import builders
-from jaxsr.data import folder
+from jaxsr.data import bundled
+from jaxsr.data import image_files
 from jaxsr.data import input_pipeline
-from jaxsr.data import source as source_lib
+from jaxsr.data import source_specs
 from tests.io import fixture_images as fx
 
 WINDOW = 32
@@ -122,7 +123,7 @@ def _batches(source, steps, **kwargs):
 
 def test_batches_are_reflect101_windows_of_the_right_images(tmp_path):
   images = _image_folder(tmp_path)
-  source = folder.ImageFolder(tmp_path)
+  source = image_files.ImageFolder(tmp_path)
   names = [p.name for p in source.paths]
   batches = _batches(source, steps=3)
   ids = _indices(len(source), 3, seed=0, global_batch_size=4, process_index=0, process_count=1)
@@ -139,6 +140,18 @@ def test_batches_are_reflect101_windows_of_the_right_images(tmp_path):
       assert offsets, f"batch element is no window of {names[index]}"
 
 
+def test_any_source_spec_feeds_training(tmp_path):
+  # data.source takes every spec of jaxsr.data.source_specs, skimage: and pydicom-data: included;
+  # a packaged file trains exactly as a copy of it in a folder.
+  (tmp_path / "folder").mkdir()
+  for name in ("microaneurysms.png", "retina.jpg"):
+    (tmp_path / "folder" / name).write_bytes(bundled.skimage_path(name).read_bytes())
+  by_spec = _batches("skimage:microaneurysms.png,retina.jpg", 2)
+  by_folder = _batches(str(tmp_path / "folder"), 2)
+  for a, b in zip(by_spec, by_folder):
+    np.testing.assert_array_equal(a["gt"], b["gt"])
+
+
 def test_prepared_tfds_split_feeds_the_same_windows(tmp_path):
   rng = np.random.default_rng(8)
   images = {f"im{i:04d}.ppm.gz": fx.random_image(rng, (40, 36, 3)) for i in (1, 2, 3)}
@@ -151,10 +164,10 @@ def test_prepared_tfds_split_feeds_the_same_windows(tmp_path):
   config.data_dir = str(tmp_path / "data")
   from_tfds = _batches("tfds:stare", 2, config=config)
   # The same images as a folder, in the TFDS source's order, give the same stream.
-  source = source_lib.open_source("tfds:stare", data_dir=config.data_dir)
+  source = source_specs.open_source("tfds:stare", data_dir=config.data_dir)
   for i in range(len(source)):
     fx.write(tmp_path / "folder" / f"{i}.png", fx.png_bytes(images[source.name(i)]))
-  from_folder = _batches(folder.ImageFolder(tmp_path / "folder"), 2)
+  from_folder = _batches(image_files.ImageFolder(tmp_path / "folder"), 2)
   for a, b in zip(from_tfds, from_folder):
     for key in ("lq", "gt"):
       np.testing.assert_array_equal(a[key], b[key])
@@ -162,7 +175,7 @@ def test_prepared_tfds_split_feeds_the_same_windows(tmp_path):
 
 def test_same_seed_same_batches_other_seed_other_batches(tmp_path):
   _image_folder(tmp_path)
-  source = folder.ImageFolder(tmp_path)
+  source = image_files.ImageFolder(tmp_path)
   first, again = _batches(source, 4), _batches(source, 4)
   other = _batches(source, 4, seed=1)
   for a, b in zip(first, again):
@@ -173,7 +186,7 @@ def test_same_seed_same_batches_other_seed_other_batches(tmp_path):
 
 def test_hosts_split_each_global_batch_disjointly(tmp_path):
   _image_folder(tmp_path)
-  source = folder.ImageFolder(tmp_path)
+  source = image_files.ImageFolder(tmp_path)
   single = _batches(source, 3)
   hosts = [_batches(source, 3, process_index=h, process_count=2) for h in range(2)]
   for step in range(3):
@@ -185,7 +198,7 @@ def test_hosts_split_each_global_batch_disjointly(tmp_path):
 
 def test_skipping_to_a_step_equals_iterating_to_it(tmp_path):
   _image_folder(tmp_path)
-  source = folder.ImageFolder(tmp_path)
+  source = image_files.ImageFolder(tmp_path)
   full = _batches(source, 6)
   resumed = _batches(source, 2, start_step=4)
   for a, b in zip(full[4:], resumed):
@@ -197,8 +210,8 @@ def test_corrupt_file_error_names_it_or_is_skipped_and_counted(tmp_path):
   _image_folder(tmp_path)
   fx.write(tmp_path / "bad_scan.png", b"\x89PNG\r\n\x1a\n this is not a PNG body")
   with pytest.raises(tf.errors.OpError, match="bad_scan.png"):
-    _batches(folder.ImageFolder(tmp_path), 3)
-  source = folder.ImageFolder(tmp_path)
+    _batches(image_files.ImageFolder(tmp_path), 3)
+  source = image_files.ImageFolder(tmp_path)
   batches = _batches(source, 3, config=_config(skip_corrupt=True))
   assert len(batches) == 3 and all(b["gt"].shape[0] == 4 for b in batches)
   assert list(source.skipped) == [str(tmp_path / "bad_scan.png")]
@@ -214,20 +227,20 @@ def test_empty_folder_fails_fast_naming_the_path(tmp_path):
 def test_bad_batch_split_is_refused(tmp_path):
   _image_folder(tmp_path)
   with pytest.raises(ValueError, match="does not split"):
-    _batches(folder.ImageFolder(tmp_path), 1, global_batch_size=5, process_count=2)
+    _batches(image_files.ImageFolder(tmp_path), 1, global_batch_size=5, process_count=2)
 
 
 def test_16bit_precision_reaches_the_batch(tmp_path):
   xray = np.full((WINDOW, WINDOW), 1000, np.uint16)
   xray[::2] = 1001  # one 16-bit level apart: gone if anything rounds to 8 bits
   fx.write(tmp_path / "xray.png", fx.png_bytes(xray))
-  gt = _batches(folder.ImageFolder(tmp_path), 1, global_batch_size=1)[0]["gt"][0]
+  gt = _batches(image_files.ImageFolder(tmp_path), 1, global_batch_size=1)[0]["gt"][0]
   assert set(np.unique(gt)) == {np.float32(1000 / 65535), np.float32(1001 / 65535)}
 
 
 def test_real_degradation_shapes_range_and_resumption(tmp_path):
   _image_folder(tmp_path)
-  source = folder.ImageFolder(tmp_path)
+  source = image_files.ImageFolder(tmp_path)
   config = input_pipeline.default_config()
   config.window_size = 160  # the degradation needs >= 147 px at scale 4
   config.degradation.gt_size = 128

@@ -141,6 +141,41 @@ def test_cli_end_to_end_on_bundled_images_records_options_and_outscale(tmp_path,
   assert "| tiny |" in capsys.readouterr().out  # The table is also printed.
 
 
+def test_cli_takes_bundled_heldout_and_scores_a_dicom_alike_under_any_spec(tmp_path, nets):
+  # `--data bundled:heldout` used to fail (evaluation had a grammar of its own), and RG1 scored
+  # differently as a folder and as pydicom-data:. One registry now opens every spec.
+  out = tmp_path / "out"
+  assert cli.main([
+      "--protocol", "custom", "--scale", "2", "--gt-size", "none", "--crop", str(CROP),
+      "--data", "bundled:heldout", "--data", "pydicom-data:RG1_UNCR.dcm",
+      "--model", str(nets["tiny"]), "--name", "tiny", "--lpips", "none", "--bootstrap", "20",
+      "--figure-images", "0", "--quiet", "-o", str(out)]) == 0
+  with open(out / "per_image.csv") as f:
+    rows = {(r["image"], r["model"]): r for r in csv.DictReader(f)}
+  assert sorted({image for image, _ in rows}) == sorted(
+      ["retina.jpg[bottom]", "microaneurysms.png", "RG1_UNCR.dcm", "RG1_UNCR"])
+  for model in ("bicubic", "tiny"):
+    bundled, named = rows["RG1_UNCR.dcm", model], rows["RG1_UNCR", model]
+    for metric in ("psnr", "ssim", "hfen", "grad_ratio", "bias"):
+      assert bundled[metric] == named[metric], (model, metric)
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["data"]["specs"] == ["bundled:heldout", "pydicom-data:RG1_UNCR.dcm"]
+  assert summary["data"]["images"]["RG1_UNCR.dcm"] == "bundled:heldout RG1_UNCR.dcm"
+  assert summary["data"]["images"]["RG1_UNCR"] == "pydicom-data:RG1_UNCR.dcm"
+
+
+def test_cli_refuses_a_spec_of_no_known_form_naming_the_forms(tmp_path, capsys):
+  argv = ["--protocol", "custom", "--data", "bundled:tset", "-o", str(tmp_path / "out")]
+  assert cli.main(argv) == 2
+  assert "bundled:tset: no such split" in capsys.readouterr().err
+  argv[3] = "skimge:retina.jpg"
+  assert cli.main(argv) == 2
+  message = capsys.readouterr().err
+  assert message.startswith("error: 'skimge:retina.jpg' names no images")
+  assert "tfds:NAME[/CONFIG], bundled:train|heldout, skimage[:NAME,...]" in message
+  assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("case", ["missing", "not_a_model", "discriminator", "names", "scale",
                                   "data", "region"])
 def test_cli_refuses_bad_input_with_exit_2_before_any_work(tmp_path, nets, capsys, case):

@@ -1,4 +1,5 @@
-"""`--data` specs: folders with images and DICOM, bundled sets, TFDS builders, subset draws."""
+"""`--data` specs (jaxsr.data.source_specs) as evaluation lists them: folders with images and DICOM,
+bundled sets, TFDS builders, subset draws."""
 
 import gzip
 import io
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxsr.data import image_files
+from jaxsr.data import source
 from jaxsr.evaluate import data
-from tests.evaluate.test_evaluate_sources import write_dicom
+from tests.data.test_data_source_specs import write_dicom
 
 
 def test_folder_lists_images_and_bare_named_dicom_recursively_and_reads_them(tmp_path):
@@ -39,16 +42,16 @@ def test_folder_lists_images_and_bare_named_dicom_recursively_and_reads_them(tmp
 
 @pytest.mark.parametrize("spec, message", [
     ("tfds:", "needs a builder name"),
-    ("skimage:nope.png", "nope.png is not in this scikit-image install"),
-    ("pydicom-data:nope.dcm", "nope.dcm is not installed"),
+    ("skimage:nope.png", "skimage:nope.png: no such file"),
+    ("pydicom-data:nope.dcm", "pydicom-data:nope.dcm: not installed"),
     ("{tmp}/notes.txt", "neither an image file"),
-    ("{tmp}/empty", "no image or DICOM files"),
+    ("{tmp}/empty", "no image files under"),
     ("{tmp}/missing", "no such file or folder"),
 ])
-def test_bad_specs_raise_data_error_naming_the_problem(tmp_path, spec, message):
+def test_bad_specs_raise_source_error_naming_the_problem(tmp_path, spec, message):
   (tmp_path / "notes.txt").write_text("x")
   (tmp_path / "empty").mkdir()
-  with pytest.raises(data.DataError, match=message):
+  with pytest.raises(source.SourceError, match=message):
     data.list_images(spec.format(tmp=tmp_path))
 
 
@@ -56,12 +59,9 @@ def test_bundled_sets_list_their_files_by_default():
   assert [i.name for i in data.list_images("skimage")] == ["retina", "microaneurysms"]
   assert [(i.name, i.where) for i in data.list_images("skimage:retina.jpg")] == [
       ("retina", "skimage:retina.jpg")]
-  pytest.importorskip("pydicom")
-  from pydicom.data import get_testdata_file
-
-  if get_testdata_file("RG1_UNCR.dcm", download=False) is None:
-    pytest.skip("pydicom-data is not installed")
   assert [i.name for i in data.list_images("pydicom-data")] == ["RG1_UNCR", "RG3_UNCR"]
+  assert [i.name for i in data.list_images("bundled:heldout")] == [
+      "retina.jpg[bottom]", "microaneurysms.png", "RG1_UNCR.dcm"]
 
 
 def test_select_draws_a_seeded_subset_in_listed_order_and_names_must_be_unique():
@@ -85,7 +85,6 @@ def test_image_list_crops_the_center_and_has_a_length():
 
 
 def test_tfds_builder_is_prepared_from_manual_dir_and_read_through_the_cli(tmp_path, capsys):
-  pytest.importorskip("tensorflow_datasets")
   from jaxsr.evaluate import __main__ as cli
 
   rng = np.random.default_rng(2)
@@ -123,20 +122,18 @@ def test_a_dicom_file_gets_the_same_pixels_as_a_folder_a_file_and_pydicom_data(t
   import pydicom
   from pydicom.data import get_testdata_file
 
-  from jaxsr.data import folder
-
-  source = get_testdata_file("RG1_UNCR.dcm", download=False)
+  rg1 = get_testdata_file("RG1_UNCR.dcm", download=False)
   (tmp_path / "study").mkdir()
-  (tmp_path / "study" / "RG1_UNCR.dcm").write_bytes(open(source, "rb").read())
+  (tmp_path / "study" / "RG1_UNCR.dcm").write_bytes(open(rg1, "rb").read())
   by_name = data.list_images("pydicom-data:RG1_UNCR.dcm")[0].load()
   by_folder = data.list_images(str(tmp_path / "study"))[0].load()
   by_file = data.list_images(str(tmp_path / "study" / "RG1_UNCR.dcm"))[0].load()
   np.testing.assert_array_equal(by_folder, by_name)
   np.testing.assert_array_equal(by_file, by_name)
   # Independently: pydicom's stored values, MONOCHROME1 inverted, scaled to the image's range.
-  stored = pydicom.dcmread(source).pixel_array.astype(np.float64)
+  stored = pydicom.dcmread(rg1).pixel_array.astype(np.float64)
   expected = (stored.max() - stored) / (stored.max() - stored.min())
   np.testing.assert_allclose(by_name[..., 0], expected, atol=1e-6)
   # Training reads the same file to the same intensities (kept at 16 bits).
-  training = folder.ImageFolder(tmp_path / "study").read(0)[..., 0] / 65535
+  training = image_files.ImageFolder(tmp_path / "study").read(0)[..., 0] / 65535
   np.testing.assert_allclose(training, expected, atol=0.5 / 65535 + 1e-7)

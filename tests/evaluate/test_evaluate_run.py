@@ -9,7 +9,8 @@ from PIL import Image
 from scipy import ndimage
 from skimage import metrics as skmetrics
 
-from jaxsr.evaluate import protocols, run, sources
+from jaxsr.data import source_specs
+from jaxsr.evaluate import protocols, run
 
 
 def _unsharp_bicubic(lr, scale):
@@ -21,8 +22,8 @@ def _unsharp_bicubic(lr, scale):
 
 @pytest.fixture(scope="module")
 def crops():
-  pytest.importorskip("skimage")
-  bundled = dict(sources.skimage_images())
+  fundus = source_specs.open_source("skimage")
+  bundled = {fundus.short_name(i): fundus.read_float(i) for i in range(len(fundus))}
   # A 96x96 window on vessels near the optic disc, and the whole (102x102) microaneurysm image.
   return [("retina_crop", bundled["retina"][560:656, 260:356]),
           ("microaneurysms", bundled["microaneurysms"])]
@@ -96,12 +97,7 @@ def test_run_rejects_wrong_output_size_and_baseline_name(tmp_path, crops):
 
 
 def test_run_with_no_figure_and_chest_settings_on_a_radiograph_crop(tmp_path):
-  pytest.importorskip("pydicom")
-  from pydicom.data import get_testdata_file
-
-  if get_testdata_file("RG3_UNCR.dcm", download=False) is None:
-    pytest.skip("pydicom-data is not installed")
-  image = dict(sources.dicom_images(["RG3_UNCR.dcm"]))["RG3_UNCR"][1300:1428, 600:728]
+  image = source_specs.open_source("pydicom-data:RG3_UNCR.dcm").read_float(0)[1300:1428, 600:728]
   config = protocols.get_protocol("custom", scale=4, gt_size=None)
   config.metrics.color_space = "y"
   config.metrics.lpips_net = ""

@@ -11,9 +11,10 @@ from pydicom.data import get_testdata_file
 
 from jaxsr import degrade
 from jaxsr import upscale
-from jaxsr.data import folder
+from jaxsr.data import image_files
+from jaxsr.data import source
+from jaxsr.data import source_specs
 from jaxsr.evaluate import data as evaluate_data
-from jaxsr.evaluate import sources
 from jaxsr.io import listing
 from tests.io import fixture_images as fx
 
@@ -83,7 +84,7 @@ def _empty(tmp_path):
 
 def test_training_evaluation_and_upscaling_list_the_same_files(tmp_path):
   root = tree(tmp_path / "data")
-  training = folder.ImageFolder(root).paths
+  training = image_files.ImageFolder(root).paths
   evaluation = [Path(image.where) for image in evaluate_data.list_images(str(root))]
   jobs, passed_over = upscale.find_jobs(str(root), tmp_path / "out")
   upscaling = [job.source for job in jobs]
@@ -91,8 +92,10 @@ def test_training_evaluation_and_upscaling_list_the_same_files(tmp_path):
   for paths in (training, evaluation, upscaling, [job.source for job in glob_jobs]):
     assert relative(paths, root) == IMAGES
   assert relative(passed_over, root) == OTHERS
-  assert [name for name, _ in sources.folder_images(str(root))] == [
+  assert [image.name for image in evaluate_data.list_images(str(root))] == [
       "IM0001", "a", "c", "d", "e", "z"]
+  # A glob and a folder name the same files for every command that takes a source spec.
+  assert relative(source_specs.open_source(f"{root}/**/*").paths, root) == IMAGES
   # Upscaling never reads its own output folder back, also when it is inside INPUT.
   (root / "out").mkdir()
   Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "out" / "a.png")
@@ -109,8 +112,10 @@ def test_a_named_file_that_is_not_an_image_is_refused_by_every_command(tmp_path,
   root = tree(tmp_path / "data")
   with pytest.raises(upscale.UsageError, match="not an image file"):
     upscale.find_jobs(str(root / "readme"), tmp_path / "out")
-  with pytest.raises(evaluate_data.DataError, match="neither an image file"):
+  with pytest.raises(source.SourceError, match="neither an image file"):
     evaluate_data.list_images(str(root / "readme"))
+  with pytest.raises(source.SourceError, match="neither an image file"):
+    source_specs.open_source(str(root / "readme"))  # Training and validation alike.
   assert degrade.main(["-i", str(root / "readme"), "-o", str(tmp_path / "pairs")]) == 1
   assert "not an image file" in capsys.readouterr().err
   assert not (tmp_path / "pairs").exists()
@@ -118,7 +123,7 @@ def test_a_named_file_that_is_not_an_image_is_refused_by_every_command(tmp_path,
 
 def test_degrade_reads_what_training_reads(tmp_path):
   root = tree(tmp_path / "data")
-  training = folder.ImageFolder(root)
+  training = image_files.ImageFolder(root)
   for index, name in enumerate(IMAGES):
     expected = training.read_for_training(index, skip_corrupt=False).astype(np.float32) / 65535
     preview = degrade.read_rgb(root / name)
