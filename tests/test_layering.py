@@ -47,7 +47,6 @@ LAYERS = {
 _DEVICE_COUNT = ("CLI: imported after the CPU device count is set (sharding.use_cpu_cores), so "
                  "that nothing these modules do at import can start JAX's backends with one "
                  "device; flag errors and --help also stay fast (no TensorFlow)")
-_OWNED_ELSEWHERE = "owned elsewhere; to move"
 
 # (file, imported module) -> why the import stays inside a function.
 FUNCTION_LEVEL_IMPORTS = {
@@ -60,12 +59,9 @@ FUNCTION_LEVEL_IMPORTS = {
     ("jaxsr/train/__main__.py", "jaxsr.train.pretrained"): _DEVICE_COUNT,
     ("jaxsr/train/__main__.py", "jaxsr.train.trainer"): _DEVICE_COUNT,
     ("jaxsr/upscale.py", "jaxsr.infer.devices"):
-        f"{_OWNED_ELSEWHERE} (the file's reason: after argument checks, so --help stays instant; "
-        "use_cpu_cores() runs before the upscaler's modules load)",
-    ("jaxsr/upscale.py", "jaxsr.infer.upscaler"):
-        f"{_OWNED_ELSEWHERE} (the file's reason: loaded after devices.use_cpu_cores())",
-    ("jaxsr/train/trainer.py", "jaxsr.data.input_pipeline"): _OWNED_ELSEWHERE,
-    ("jaxsr/convert/__main__.py", "jaxsr.checkpoint"): _OWNED_ELSEWHERE,
+        "CLI: after the argument checks, so --help and usage errors stay instant; "
+        "use_cpu_cores() then runs before the upscaler's modules load",
+    ("jaxsr/upscale.py", "jaxsr.infer.upscaler"): _DEVICE_COUNT,
 }
 
 

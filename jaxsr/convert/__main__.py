@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxsr import checkpoint
 from jaxsr import convert as convert_lib
 
 
@@ -52,8 +53,6 @@ def main(argv=None) -> int:
   except convert_lib.ConversionError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  from jaxsr import checkpoint  # Only to report what was written.
-
   meta = checkpoint.load_metadata(path)
   arch = ", ".join(f"{k}={v}" for k, v in sorted(meta.arch.items()) if k != "layers")
   print(f"wrote {meta.kind} ({arch}) to {path}")

@@ -27,6 +27,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 
+from jaxsr.data import input_pipeline
+from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator, precision
 from jaxsr.train import export as export_lib
 from jaxsr.train import final_eval
 from jaxsr.train import perceptual as perceptual_lib
@@ -35,7 +37,6 @@ from jaxsr.train import run_record
 from jaxsr.train import sharding
 from jaxsr.train import state as state_lib
 from jaxsr.train import validation as validation_lib
-from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator, precision
 from jaxsr.train.step import make_train_step
 
 # `train`'s stopped_by when validation ended the run: a normal end (exported), not a preemption.
@@ -127,7 +128,6 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   normal end: exported); otherwise the signal that preempted it (checkpointed, not exported).
   """
   from clu import metric_writers  # Heavy (TensorBoard); only the trainer needs it.
-  from jaxsr.data import input_pipeline
 
   # A bad validation setting fails before any work.
   best_metric = config.validation.best_metric
