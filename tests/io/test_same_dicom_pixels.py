@@ -5,7 +5,8 @@ pydicom-data's RG1_UNCR.dcm (chest CR, MONOCHROME1, 15 bits stored) is named by 
 that can name it (`jaxsr.data.source_specs`: `pydicom-data:RG1_UNCR.dcm`, its path, a folder
 holding it, also under a bare name, a glob, and `bundled:heldout`) and read by training, by
 validation and evaluation, from bytes (as TFDS records are), by upscaling (what
-`python -m jaxsr.upscale` lists and reads) and by the degrade preview. Evaluation, validation and
+`python -m jaxsr.upscale` lists and reads); the degrade preview is training's own stream (tested
+in tests/degradation/test_cli.py). Evaluation, validation and
 upscaling see the same float32 pixels; training keeps them at 16 bits, round(x * 65535), the
 nearest 16-bit level of the very same values.
 """
@@ -17,7 +18,6 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from jaxsr import degrade
 from jaxsr import io as jio
 from jaxsr import upscale
 from jaxsr.data import source_specs
@@ -86,7 +86,3 @@ def test_training_evaluation_and_upscaling_read_rg1_alike(rg1, tmp_path):
   np.testing.assert_array_equal(jio.decode_samples(open(rg1, "rb").read(), name="RG1"),
                                 sixteen_bit)
   assert np.abs(sixteen_bit / 65535.0 - pixels).max() <= 0.5 / 65535 + 1e-7
-
-  # The degrade preview reads what training reads.
-  np.testing.assert_array_equal(degrade.read_rgb(study / "IM0001"),
-                                np.repeat(sixteen_bit, 3, axis=2) / np.float32(65535))
