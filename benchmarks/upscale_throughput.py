@@ -53,20 +53,19 @@ from convert import torch_networks  # pylint: disable=wrong-import-position
 import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 
 
-# The ncnn file of each model, and its PyTorch reference network.
+# Each offline model (`jaxsr.train.pretrained.OFFLINE_WEIGHTS`): its description and its PyTorch
+# reference network.
 MODELS = {
-    "x4plus": ("REALESRGAN_X4PLUS_UP4X",
-               "Real-ESRGAN x4plus (RRDBNet, 23 blocks, 64 features), ncnn weights",
+    "x4plus": ("Real-ESRGAN x4plus (RRDBNet, 23 blocks, 64 features), ncnn weights",
                lambda: torch_networks.RRDBNet(scale=4, num_feat=64, num_block=23, num_grow_ch=32)),
-    "compact": ("REALESRGAN_ANIMAVIDEOV3_UP4X",
-                "realesr-animevideov3 x4 (SRVGGNetCompact, 16 convs, 64 features), ncnn weights",
+    "compact": ("realesr-animevideov3 x4 (SRVGGNetCompact, 16 convs, 64 features), ncnn weights",
                 lambda: torch_networks.SRVGGNetCompact(num_feat=64, num_conv=16, upscale=4)),
 }
 
 
 def torch_network(model: str, state: dict, device: str, dtype: torch.dtype):
   """The reference network with real weights, as a (B, L, L, 3) -> (B, 4L, 4L, 3) function."""
-  net = MODELS[model][2]()
+  net = MODELS[model][1]()
   net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
   net = net.eval().to(device, dtype)
 
@@ -123,7 +122,7 @@ def main() -> None:
   from jaxsr.infer import tiling  # pylint: disable=import-outside-toplevel
   from jaxsr.infer.upscaler import Upscaler  # pylint: disable=import-outside-toplevel
 
-  weights = demo.offline_model("x4plus").with_name(MODELS[args.model][0] + ".param")
+  weights = demo.offline_model(args.model)
   image = demo.retina_lr(args.size).astype(np.float32) / 255.0
   torch_device = "cuda" if torch.cuda.is_available() else "cpu"
   torch_dtype = {"fp32": torch.float32,
@@ -151,7 +150,7 @@ def main() -> None:
   device = jax.devices()[0]
   result = {
       "benchmark": "upscale_throughput",
-      "model": MODELS[args.model][1],
+      "model": MODELS[args.model][0],
       "input": f"{args.size}x{args.size} RGB crop of skimage retina.jpg",
       "output": f"{jaxsr_out.shape[1]}x{jaxsr_out.shape[0]} RGB ({megapixels:.4f} megapixels)",
       "tiling": {"tile": args.tile, "tile_pad": args.tile_pad, "batch": upscaler.batch,
