@@ -32,10 +32,25 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 
 def jit_data_parallel(train_step, mesh: Mesh):
-  """jit `train_step(state, batch, frozen) -> (state, metrics)`: state and frozen params replicated,
-  batch split over the mesh, the old state's buffers donated to the new one."""
+  """jit `train_step(state, batch, frozen) -> (state, metrics)` as one program per device.
+
+  State and frozen params are replicated, the batch is split over the mesh, and the old state's
+  buffers are donated to the new one. The step runs per shard (`jax.shard_map`), so it must
+  average its gradients and metrics over `DATA_AXIS` itself: build it with
+  `make_train_step(..., axis_name=DATA_AXIS)`.
+
+  Why shard_map rather than letting jit partition the whole-batch step: on XLA's CPU backend the
+  automatically partitioned backward pass ran at about 1.4x the time of the same per-device
+  backward with one explicit gradient mean (x4plus G, 2 devices). The explicit form is also the
+  data parallelism the optimiser sees: one all-reduce of the gradients, then identical updates.
+  check_vma is off because gradients of the replicated parameters are averaged explicitly (with it
+  on, JAX would sum them across devices on its own).
+  """
   rep, data = replicated(mesh), batch_sharded(mesh)
-  return jax.jit(train_step, in_shardings=(rep, data, rep), out_shardings=(rep, rep),
+  per_device = jax.shard_map(train_step, mesh=mesh,
+                             in_specs=(PartitionSpec(), PartitionSpec(DATA_AXIS), PartitionSpec()),
+                             out_specs=(PartitionSpec(), PartitionSpec()), check_vma=False)
+  return jax.jit(per_device, in_shardings=(rep, data, rep), out_shardings=(rep, rep),
                  donate_argnums=(0,))
 
 

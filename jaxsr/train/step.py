@@ -31,15 +31,25 @@ from jaxsr.train.state import TrainState
 
 
 def make_train_step(generator, discriminator, features_fn: Callable | None, config,
-                    g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation):
+                    g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
+                    axis_name: str | None = None):
   """Returns train_step(state, batch, perceptual_params) -> (state, metrics).
 
   `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
   or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`
   and `d_warmup_steps` (0: none).
+
+  `axis_name`: the step runs on one shard of the batch per device (`sharding.jit_data_parallel`,
+  a shard_map over that mesh axis). Gradients and metrics are then averaged over the axis before
+  the optimisers run, which equals the whole batch's mean loss because every device holds the same
+  number of rows. None: the step sees the whole batch.
   """
   layer_weights = dict(config.perceptual_layer_weights)
   warmup_steps = int(config.d_warmup_steps)
+  if axis_name is None:
+    batch_mean = lambda tree: tree
+  else:
+    batch_mean = lambda tree: jax.lax.pmean(tree, axis_name)
 
   def discriminate(d_params, spectral, images):
     logits, updates = discriminator.apply(
@@ -68,6 +78,7 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
     def update_generator(state):
       (_, (sr, spectral, terms)), grads = jax.value_and_grad(
           generator_loss, has_aux=True)(state.g_params)
+      grads, terms = batch_mean((grads, terms))
       updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
       return optax.apply_updates(state.g_params, updates), opt_state, sr, spectral, terms, grads
 
@@ -95,6 +106,7 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
 
     (_, (d_spectral, d_terms)), d_grads = jax.value_and_grad(
         discriminator_loss, has_aux=True)(state.d_params)
+    d_grads, d_terms = batch_mean((d_grads, d_terms))
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
 

@@ -189,7 +189,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   perceptual_params = jax.device_put(perceptual_params, replicated)
 
   train_step = sharding.jit_data_parallel(
-      make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx), mesh)
+      make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx,
+                      axis_name=sharding.DATA_AXIS), mesh)
   # Batch-sharded out, so every host can read its own rows (summaries, validation).
   ema_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq),
                         out_shardings=batch_sharding)

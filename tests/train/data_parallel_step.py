@@ -47,7 +47,8 @@ def main():
   devices = jax.devices()[: args.devices] if args.devices else jax.devices()
   mesh = sharding.make_mesh(devices)
   step = sharding.jit_data_parallel(
-      make_train_step(generator, discriminator, None, loss, g_tx, d_tx), mesh)
+      make_train_step(generator, discriminator, None, loss, g_tx, d_tx,
+                      axis_name=sharding.DATA_AXIS), mesh)
   state = jax.device_put(state_lib.create(g_params, d_vars, g_tx, d_tx), sharding.replicated(mesh))
   # Each host passes only its own rows, as the input pipeline delivers them.
   per_host = GLOBAL_BATCH // jax.process_count()
