@@ -38,7 +38,8 @@ def _lpips_vgg16_params() -> dict[str, Any]:
 def build(config, dtype=jnp.float32) -> tuple[Callable | None, Any, dict[str, float]]:
   """(features_fn(params, images) -> {layer: features}, params, layer weights) for `config.network`.
 
-  Layer weights are given with VGG19 names; for the VGG16 stand-in they are renamed.
+  Layer weights are given with VGG19 names; for the VGG16 stand-in they are renamed. The network
+  is `frozen`: its params come with the kernels of its input gradient, computed here once.
   """
   network = config.network
   weights = dict(config.layer_weights)
@@ -51,15 +52,15 @@ def build(config, dtype=jnp.float32) -> tuple[Callable | None, Any, dict[str, fl
       variables, _ = checkpoint.load(config.checkpoint, expect_kind="vgg19")
     except checkpoint.CheckpointError as e:
       raise PerceptualNetworkError(f"{e}. To get VGG19 weights: {VGG19_HOWTO}") from e
-    module = vgg_lib.VGG19Features(layers=tuple(weights), dtype=dtype)
+    module = vgg_lib.VGG19Features(layers=tuple(weights), dtype=dtype, frozen=True)
   elif network == "vgg16-lpips":
     weights = {vgg_lib.VGG16_EQUIVALENT[k]: w for k, w in weights.items()}
     variables = _lpips_vgg16_params()
-    module = vgg_lib.VGG16Features(layers=tuple(weights), dtype=dtype)
+    module = vgg_lib.VGG16Features(layers=tuple(weights), dtype=dtype, frozen=True)
   else:
     raise PerceptualNetworkError(f"perceptual.network must be one of {NETWORKS}, got {network!r}")
 
   def features_fn(params, images):
     return {k: v.astype(jnp.float32) for k, v in module.apply(params, images).items()}
 
-  return features_fn, variables, weights
+  return features_fn, vgg_lib.with_backward_kernels(variables), weights

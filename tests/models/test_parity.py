@@ -2,6 +2,7 @@
 
 import copy
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from convert import torch_networks as tn
 from jaxsr.convert import layouts
 from jaxsr.models import (SPECTRAL_COLLECTION, SRVGGNetCompact, UNetDiscriminatorSN,
                           VGG19Features, build_generator)
+from jaxsr.models import vgg as vgg_lib
 
 TOL = 1e-4
 
@@ -128,6 +130,40 @@ def test_vgg19_taps_match_torchvision_layout():
     scale = np.abs(ref).max()
     assert scale > 0.1, name
     np.testing.assert_allclose(got, ref, atol=TOL * max(1.0, scale), rtol=0, err_msg=name)
+
+
+def test_frozen_vgg19_input_gradient_matches_pytorch_autograd():
+  """The perceptual network's precomputed backward kernels give PyTorch's input gradient."""
+  torch.manual_seed(4)
+  net = tn.VGG19()
+  with torch.no_grad():
+    for layer in net.features:
+      if isinstance(layer, torch.nn.Conv2d):
+        torch.nn.init.kaiming_normal_(layer.weight)
+  variables, _ = layouts.vgg19_from_torch(numpy_state(net))
+  indices = {"conv1_2": 2, "conv3_4": 16, "conv5_4": 34}
+  x = torch.rand(2, 3, 32, 32, requires_grad=True)
+  taps = net.taps(x, list(indices.values()))
+  # Weight each tap differently so a gradient routed through the wrong layer shows.
+  sum(w * (taps[i] ** 2).mean() for w, i in zip((1.0, 0.5, 0.25), indices.values())).backward()
+  expected = x.grad.numpy()
+
+  frozen = VGG19Features(layers=tuple(indices), frozen=True)
+  frozen_vars = vgg_lib.with_backward_kernels(variables)
+
+  def loss(images):
+    out = frozen.apply(frozen_vars, images)
+    return sum(w * jnp.mean(out[name] ** 2) for w, name in zip((1.0, 0.5, 0.25), indices))
+
+  got = to_nchw(jax.grad(loss)(nhwc(x)))
+  scale = np.abs(expected).max()
+  assert scale > 0
+  np.testing.assert_allclose(got, expected, atol=TOL * scale, rtol=0)
+  # The kernels get no gradient: they are frozen (the bias add stays plain autodiff).
+  param_grads = jax.grad(
+      lambda v: sum(jnp.sum(t) for t in frozen.apply(v, nhwc(x)).values()))(frozen_vars)
+  kernel_grads = [layer["kernel"] for layer in param_grads["params"].values()]
+  assert kernel_grads and all(float(jnp.abs(g).max()) == 0 for g in kernel_grads)
 
 
 def test_bf16_compute_keeps_fp32_params_and_stays_close():

@@ -12,6 +12,7 @@ from convert import torch_networks as tn
 from convert import torch_training
 from jaxsr.convert import layouts
 from jaxsr.models import UNetDiscriminatorSN, VGG19Features, build_generator
+from jaxsr.models import vgg as vgg_lib
 from jaxsr.train import losses
 from jaxsr.train import state as state_lib
 from jaxsr.train.step import make_train_step
@@ -85,6 +86,7 @@ def test_train_step_matches_pytorch_realesrgan_step():
   g_vars, g_arch = layouts.generator_from_torch(numpy_state(net_g))
   d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
   vgg_vars, _ = layouts.vgg19_from_torch(numpy_state(vgg))
+  vgg_vars = vgg_lib.with_backward_kernels(vgg_vars)  # As the trainer's perceptual network.
   # A "pretrained" EMA that differs from the weights being trained, so the EMA formula shows.
   ema_before = jax.tree.map(lambda a: a * 0.5, g_vars["params"])
 
@@ -96,7 +98,7 @@ def test_train_step_matches_pytorch_realesrgan_step():
   opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
   g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
   state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx).replace(ema_params=ema_before)
-  vgg_module = VGG19Features()
+  vgg_module = VGG19Features(frozen=True)
   step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch),
                                  lambda p, x: vgg_module.apply(p, x), loss_config(), g_tx, d_tx))
   batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt_usm)}
