@@ -44,8 +44,74 @@ def upsample_nearest_2x(x: jax.Array) -> jax.Array:
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
+class _ConvParameters(nn.Module):
+  """The kernel and bias of a 3x3 nn.Conv (same names, shapes and initialisation), unapplied."""
+
+  features: int
+  in_features: int
+
+  @nn.compact
+  def __call__(self):
+    kernel = self.param("kernel", _scaled_kaiming_normal(0.1),
+                        (3, 3, self.in_features, self.features), jnp.float32)
+    return kernel, self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+
+
+def _conv3x3(x, kernel):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      preferred_element_type=jnp.float32)
+
+
+# Feature maps of at least this many pixels take the stacked form (see ResidualDenseBlock).
+STACKED_MIN_PIXELS = 32 * 32
+
+
+def _dense_concatenated(x, convs, dtype):
+  """The five convs as PyTorch writes them: conv_i reads the concatenation of all earlier maps."""
+  features = [x]
+  for kernel, bias in convs[:4]:
+    y = _conv3x3(jnp.concatenate(features, axis=-1), kernel.astype(dtype)) + bias
+    features.append(nn.leaky_relu(y, LEAKY_SLOPE).astype(dtype))
+  kernel, bias = convs[4]
+  return _conv3x3(jnp.concatenate(features, axis=-1), kernel.astype(dtype)) + bias
+
+
+def _dense_stacked(x, convs, dtype):
+  """The same five convs without concatenations.
+
+  conv_i of a concatenation is the sum of each map's convolution with its slice of conv_i's
+  kernel. So each map is convolved once, as soon as it exists, with the slices of every conv that
+  reads it stacked along the output channels, and conv_i's output is the sum of its pieces.
+  """
+  widths = [kernel.shape[-1] for kernel, _ in convs]  # conv1..conv5 output channels
+  partial = [None] * 5  # conv_i's output so far (float32, no bias)
+  feature, lo = x, 0  # map j and its first input channel in the convs that read it
+  for j in range(5):
+    hi = lo + feature.shape[-1]
+    kernel = jnp.concatenate([kernel[:, :, lo:hi, :] for kernel, _ in convs[j:]], axis=-1)
+    pieces = _conv3x3(feature, kernel.astype(dtype))
+    offset = 0
+    for i in range(j, 5):
+      piece = pieces[..., offset:offset + widths[i]]
+      offset += widths[i]
+      partial[i] = piece if partial[i] is None else partial[i] + piece
+    if j < 4:
+      feature = nn.leaky_relu(partial[j] + convs[j][1], LEAKY_SLOPE).astype(dtype)
+    lo = hi
+  return partial[4] + convs[4][1]
+
+
 class ResidualDenseBlock(nn.Module):
-  """Five densely connected 3x3 convs; output is `0.2 * conv5(...) + x`."""
+  """Five densely connected 3x3 convs; output is `0.2 * conv5(...) + x`.
+
+  Two forms of the same convs (same weights, same FLOPs, float32 accumulation whatever the
+  compute dtype): concatenated (PyTorch's) for small maps, stacked (`_dense_stacked`) for maps of
+  STACKED_MIN_PIXELS or more. On XLA's CPU backend the concatenated copies took about a fifth of
+  an x4plus forward on 96x96 windows; the stacked form's forward was 8-22 % faster from 32x32 up
+  (96x96 windows, 64x64 LR crops), but 25 % slower on 16x16 and its backward 10 % slower there,
+  the CPU training crop, where many small convs cost more than the copies they save.
+  """
 
   num_feat: int = 64
   num_grow_ch: int = 32
@@ -53,14 +119,11 @@ class ResidualDenseBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = functools.partial(
-        nn.Conv, kernel_size=(3, 3), padding=1, dtype=self.dtype, param_dtype=jnp.float32,
-        kernel_init=_scaled_kaiming_normal(0.1), bias_init=nn.initializers.zeros)
-    features = [x]
-    for i in range(1, 5):
-      y = conv(self.num_grow_ch, name=f"conv{i}")(jnp.concatenate(features, axis=-1))
-      features.append(nn.leaky_relu(y, LEAKY_SLOPE))
-    x5 = conv(self.num_feat, name="conv5")(jnp.concatenate(features, axis=-1))
+    grow, feat = self.num_grow_ch, self.num_feat
+    convs = [_ConvParameters(out, feat + grow * i, name=f"conv{i + 1}")()
+             for i, out in enumerate([grow] * 4 + [feat])]
+    dense = _dense_stacked if x.shape[1] * x.shape[2] >= STACKED_MIN_PIXELS else _dense_concatenated
+    x5 = dense(x, convs, self.dtype).astype(self.dtype)
     return x5 * RESIDUAL_SCALE + x
 
 
