@@ -109,15 +109,20 @@ def test_discriminator_eval_mode_uses_stored_vectors():
   assert np.abs(iterated - expected).max() > 100 * TOL, "test would not tell eval from train mode"
 
 
-def test_vgg19_taps_match_torchvision_layout():
-  torch.manual_seed(2)
+def vgg19_with_real_spread(seed):
+  """A PyTorch VGG19 whose deep layers have the spread of real VGG weights (so their taps are not
+  tiny numbers), and its Flax variables."""
+  torch.manual_seed(seed)
   net = tn.VGG19()
-  # Give the deep layers the spread of real VGG weights, so their taps are not tiny numbers.
   with torch.no_grad():
     for layer in net.features:
       if isinstance(layer, torch.nn.Conv2d):
         torch.nn.init.kaiming_normal_(layer.weight)
-  variables, _ = layouts.vgg19_from_torch(numpy_state(net))
+  return net, layouts.vgg19_from_torch(numpy_state(net))[0]
+
+
+def test_vgg19_taps_match_torchvision_layout():
+  net, variables = vgg19_with_real_spread(2)
   x = torch.rand(1, 3, 48, 48)
   indices = {"conv1_2": 2, "conv2_2": 7, "conv3_4": 16, "conv4_4": 25, "conv5_4": 34}
   with torch.no_grad():
@@ -134,13 +139,7 @@ def test_vgg19_taps_match_torchvision_layout():
 
 def test_frozen_vgg19_input_gradient_matches_pytorch_autograd():
   """The perceptual network's precomputed backward kernels give PyTorch's input gradient."""
-  torch.manual_seed(4)
-  net = tn.VGG19()
-  with torch.no_grad():
-    for layer in net.features:
-      if isinstance(layer, torch.nn.Conv2d):
-        torch.nn.init.kaiming_normal_(layer.weight)
-  variables, _ = layouts.vgg19_from_torch(numpy_state(net))
+  net, variables = vgg19_with_real_spread(4)
   indices = {"conv1_2": 2, "conv3_4": 16, "conv5_4": 34}
   x = torch.rand(2, 3, 32, 32, requires_grad=True)
   taps = net.taps(x, list(indices.values()))
