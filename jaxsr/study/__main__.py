@@ -36,6 +36,13 @@ def main(argv) -> int:
     logging.set_verbosity(logging.WARNING)
   study = _CONFIG.value
   sharding.use_cpu_cores(study.train.batch_size)
+  # The arms differ in data and options, not in shapes, so they compile the same programs (train
+  # step, validation, evaluation): a cache in the workdir compiles each once for the whole study,
+  # and again not at all when an interrupted study resumes. A cache the user set up wins.
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      str(Path(_WORKDIR.value).absolute() / "xla_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   # After the CPU device count is set: nothing these import may start JAX's backends first.
   from jaxsr.study import runner, writeup  # pylint: disable=import-outside-toplevel
 

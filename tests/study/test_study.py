@@ -27,7 +27,7 @@ def test_arms_override_named_fields_and_typos_fail():
   study = _study_config()
   names = [arm["name"] for arm in study.arms]
   assert names[:3] == ["paper", "medical", "symmetric-only"]
-  assert study.default_arms == "paper,medical,symmetric-only"
+  assert study.default_arms == "paper,symmetric-only"
   paper = runner.arm_config(study.train, study.arms[0]["overrides"])
   # The paper arm is the original degradation in every field the medical recipe changes.
   from jaxsr import degradation
