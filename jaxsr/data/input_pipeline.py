@@ -77,7 +77,10 @@ class _ExitSafeReader:
   buffers with errors within milliseconds, and waits until no call is in flight.
   """
 
-  _QUIET_SECONDS = 0.2  # No call for this long: the buffers are full, nothing more will come.
+  # No call for this long: the buffers are full, nothing more will come. 0.2 s let a call slip in
+  # after it on a loaded machine (the exit test's script hung 3 times in 24 runs; with 1 s, 0 in 10
+  # beside a busy core).
+  _QUIET_SECONDS = 1.0
 
   def __init__(self, source: source_lib.ImageSource, skip_corrupt: bool):
     self._source = source

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 
 from jaxsr.data import source_specs
 from jaxsr.evaluate import command, protocols
+from jaxsr.infer import devices
 from jaxsr.models import precision
 
 
@@ -98,4 +99,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+  # Before JAX's backends start: one CPU device per core, so each image's rows (or its windows)
+  # are computed on every core (a no-op on GPUs and TPUs). Here, not in main(): a process that
+  # calls main() keeps the devices it chose.
+  devices.use_cpu_cores()
   sys.exit(main())

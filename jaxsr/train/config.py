@@ -16,6 +16,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.total_steps = 3000
   config.batch_size = 10  # Global, over all devices and hosts.
+  # Devices the batch is split over: 0 = every device of every host; N = this host's first N (one
+  # process only; the batch must divide by it).
+  config.num_devices = 0
   # "bfloat16" (or "bf16") on GPU/TPU; params and optimiser stay float32 (jaxsr.models.precision).
   config.compute_dtype = "float32"
 

@@ -23,6 +23,19 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
+def training_devices(count: int = 0) -> list[jax.Device]:
+  """The devices a run trains on (`config.num_devices`): all of them (0) or the first `count`."""
+  every = jax.devices()
+  if count == 0:
+    return every
+  if jax.process_count() > 1:
+    raise ValueError(f"num_devices={count}: a multi-process run trains on every device "
+                     "(num_devices=0)")
+  if not 0 < count <= len(every):
+    raise ValueError(f"num_devices={count}: this process has {len(every)} device(s)")
+  return every[:count]
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 

@@ -148,7 +148,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   if sharding.any_process(stopped is not None):
     return _already_stopped_early(workdir, stopped, is_chief)
   dtype = precision.compute_dtype(config.compute_dtype)
-  mesh = sharding.make_mesh()
+  mesh = sharding.make_mesh(sharding.training_devices(config.num_devices))
   sharding.check_batch_size(config.batch_size, mesh)
   replicated, batch_sharding = sharding.replicated(mesh), sharding.batch_sharded(mesh)
 

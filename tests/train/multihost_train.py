@@ -34,6 +34,7 @@ def main():
   from jaxsr.train import trainer
 
   config = tiny_config(Path(args.data), total_steps=args.steps)
+  config.num_devices = 0  # Every device of every process (one each here).
   config.checkpoint_every_steps = 1000  # Only the final (or the stop's) checkpoint.
   config.stop_check_every_steps = 2
   if args.sigterm_at_step:

@@ -34,6 +34,7 @@ def tiny_config(data: Path, total_steps=4):
   config = base_config()
   config.total_steps = total_steps
   config.batch_size = 2
+  config.num_devices = 2  # What `python -m jaxsr.train` uses on 2 cores (the tests have 4 devices).
   config.generator.init = ""
   config.generator.arch = dict(type="RRDBNet", scale=4, num_feat=8, num_block=1, num_grow_ch=4)
   config.discriminator.init = ""

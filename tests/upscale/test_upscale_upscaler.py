@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -46,7 +47,7 @@ def test_tiled_equals_whole_image_pytorch_everywhere(models, channels):
 
 def test_small_images_run_at_their_own_shape_and_large_ones_share_one(models):
   _, dirs = models
-  up = Upscaler(dirs[4], tile=32, tile_pad=8, batch=3)
+  up = Upscaler(dirs[4], tile=32, tile_pad=8, batch=3, devices=jax.devices()[:1])
   shapes = set()
   clipped = up._clipped[3]
 
@@ -59,7 +60,7 @@ def test_small_images_run_at_their_own_shape_and_large_ones_share_one(models):
   for size in [(20, 30), (48, 48), (49, 60), (100, 61), (20, 30)]:
     up.upscale(rng.random(size + (3,), np.float32))
   # (48, 48) fits in one 32 + 2 * 8 window; the two larger ones share the 48 x 48 window shape
-  # (in batches of 3); (20, 30) runs as itself, in a batch of one per device.
+  # (in batches of 3); (20, 30) runs as itself, in a batch of one per device (one device here).
   assert shapes == {(1, 20, 30, 3), (1, 48, 48, 3), (3, 48, 48, 3)}
   assert Upscaler(dirs[4]).tile == 0  # Default: whole image.
 
@@ -125,76 +126,32 @@ def test_bad_settings_are_refused_before_loading(models):
       Upscaler(dirs[4], **settings)
 
 
-_DEVICES_PROBE = textwrap.dedent("""
-    import json, sys
-    from jaxsr.infer import devices
-    count = devices.use_cpu_cores(int(sys.argv[2]))
-    import jax, numpy as np
-    from jaxsr.infer.upscaler import Upscaler
-
-    up = Upscaler(sys.argv[1], tile=16, tile_pad=20, batch=3)
-    image = np.random.default_rng(0).random((45, 38, 3), np.float32)
-    out = up.upscale(image)
-    windows = np.zeros((up.batch, 56, 56, 3), np.float32)
-    placed = up._clipped[3](up._variables, windows).sharding.device_set
-    np.save(sys.argv[3], out)
-    print(json.dumps({"count": count, "devices": len(jax.devices()), "batch": up.batch,
-                      "upscaler_devices": up.devices, "placed": len(placed)}))
-""")
-
-
-@pytest.mark.parametrize("cores", [1, 2])
-def test_windows_are_split_over_one_cpu_device_per_core(models, tmp_path, cores):
-  # A fresh process (the device count is chosen before JAX starts): with two CPU devices the
-  # batch of 3 becomes 4, the result of each call lies on both devices, and the image is the
-  # one-device result to float rounding, and the whole-image PyTorch output.
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_windows_are_split_over_the_devices(models, count):
+  # A mesh of `count` of the test process's 4 CPU devices: the batch of 3 becomes a multiple of
+  # the count, each call's result lies on all of them, and the image is the whole-image
+  # PyTorch output.
   nets, dirs = models
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("JAX_NUM_CPU_DEVICES", None)
-  run = subprocess.run([sys.executable, "-c", _DEVICES_PROBE, str(dirs[4]), str(cores),
-                        str(tmp_path / "out.npy")], env=env, capture_output=True, text=True,
-                       timeout=300, check=False)
-  assert run.returncode == 0, run.stderr[-3000:]
-  result = json.loads(run.stdout.strip().splitlines()[-1])
-  assert result == {"count": cores, "devices": cores, "batch": 3 if cores == 1 else 4,
-                    "upscaler_devices": cores, "placed": cores}
+  up = Upscaler(dirs[4], tile=16, tile_pad=20, batch=3, devices=jax.devices()[:count])
+  assert (up.devices, up.batch) == (count, {1: 3, 2: 4, 4: 4}[count])
+  windows = np.zeros((up.batch, 56, 56, 3), np.float32)
+  assert len(up._clipped[3](up._variables, windows).sharding.device_set) == count
   image = np.random.default_rng(0).random((45, 38, 3), np.float32)
-  np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
-                             np.clip(reference.torch_sr(nets[4], image), 0, 1), atol=1e-5)
+  np.testing.assert_allclose(up.upscale(image), np.clip(reference.torch_sr(nets[4], image), 0, 1),
+                             atol=1e-5)
 
 
-_ROWS_PROBE = textwrap.dedent("""
-    import json, sys
-    from jaxsr.infer import devices
-    devices.use_cpu_cores(2)
-    import jax, numpy as np
-    from jaxsr.infer.upscaler import Upscaler
-
-    up = Upscaler(sys.argv[1])
-    rng = np.random.default_rng(0)
-    even, odd = rng.random((44, 38, 3), np.float32), rng.random((45, 38, 3), np.float32)
-    placed = up._clipped[3](up._variables, even[None]).sharding.device_set
-    np.save(sys.argv[2], up.upscale(even))
-    np.save(sys.argv[3], up.upscale(odd))
-    print(json.dumps({"devices": up.devices, "placed": len(placed)}))
-""")
-
-
-def test_whole_image_mode_splits_rows_over_the_devices_exactly(models, tmp_path):
-  # Two CPU devices: an even height is computed on both (rows split, halos exchanged by XLA), an
-  # odd one on one device; both equal the PyTorch whole-image output.
+@pytest.mark.parametrize("count", [2, 4])
+def test_whole_image_mode_splits_rows_over_the_devices_exactly(models, count):
+  # A height the devices divide is computed on all of them (rows split, halos exchanged by XLA),
+  # another on one device; both equal the PyTorch whole-image output.
   nets, dirs = models
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("JAX_NUM_CPU_DEVICES", None)
-  run = subprocess.run([sys.executable, "-c", _ROWS_PROBE, str(dirs[4]), str(tmp_path / "e.npy"),
-                        str(tmp_path / "o.npy")], env=env, capture_output=True, text=True,
-                       timeout=300, check=False)
-  assert run.returncode == 0, run.stderr[-3000:]
-  assert json.loads(run.stdout.strip().splitlines()[-1]) == {"devices": 2, "placed": 2}
+  up = Upscaler(dirs[4], devices=jax.devices()[:count])
   rng = np.random.default_rng(0)
   even, odd = rng.random((44, 38, 3), np.float32), rng.random((45, 38, 3), np.float32)
-  for name, image in (("e", even), ("o", odd)):
-    np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"),
+  assert len(up._clipped[3](up._variables, even[None]).sharding.device_set) == count
+  for image in (even, odd):
+    np.testing.assert_allclose(up.upscale(image),
                                np.clip(reference.torch_sr(nets[4], image), 0, 1), atol=1e-5)
 
 
