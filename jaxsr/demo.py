@@ -33,7 +33,7 @@ def offline_model(name: str) -> Path:
   try:
     return Path(pretrained.OFFLINE_WEIGHTS[name]())
   except pretrained.PretrainedWeightsError as e:
-    raise SystemExit(f"the demo needs the offline weights: {e}") from None
+    raise SystemExit(f"the demo needs the offline weights: {e}") from e
 
 
 def retina_lr(size: int) -> np.ndarray:

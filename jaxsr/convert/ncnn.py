@@ -76,8 +76,8 @@ def _read_graph(param_path: Path) -> list[_Layer]:
                     f"got {' '.join(lines[0]) if lines else 'an empty file'!r})")
   try:
     layer_count = int(lines[1][0])
-  except (IndexError, ValueError):
-    raise NcnnError(f"{param_path}: second line should hold the layer and blob counts") from None
+  except (IndexError, ValueError) as e:
+    raise NcnnError(f"{param_path}: second line should hold the layer and blob counts") from e
   rows = lines[2:]
   if len(rows) != layer_count:
     raise NcnnError(f"{param_path} declares {layer_count} layers but lists {len(rows)}: "

@@ -31,10 +31,10 @@ class TorchFileError(ValueError):
 def import_torch():
   try:
     import torch  # pylint: disable=import-outside-toplevel
-  except ImportError:
+  except ImportError as e:  # Chained: a broken install says why here.
     raise TorchFileError("reading/writing .pth files needs PyTorch, which jaxsr uses for weight "
                          "conversion only: pip install 'jaxsr[convert]' (CPU build: pip install "
-                         "torch --index-url https://download.pytorch.org/whl/cpu)") from None
+                         "torch --index-url https://download.pytorch.org/whl/cpu)") from e
   return torch
 
 
@@ -101,9 +101,9 @@ def write_safetensors(path: str | Path, state: dict[str, np.ndarray]) -> Path:
   """
   try:
     from safetensors import numpy as safetensors_numpy  # pylint: disable=import-outside-toplevel
-  except ImportError:
+  except ImportError as e:
     raise TorchFileError("writing .safetensors files needs the safetensors package: "
-                         "pip install safetensors") from None
+                         "pip install safetensors") from e
   arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
   data = safetensors_numpy.save(arrays, metadata={"format": "pt"})
   return atomic_write(path, lambda f: f.write(data))

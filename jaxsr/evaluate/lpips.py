@@ -49,7 +49,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
   def find_class(self, module, name):
     try:
       return _ALLOWED_GLOBALS[(module, name)]
-    except KeyError:
+    except KeyError:  # The failed lookup is the refusal itself: no cause worth chaining.
       raise pickle.UnpicklingError(
           f"Refusing to unpickle global {module}.{name}: only NumPy arrays are allowed") from None
 
