@@ -23,6 +23,7 @@ from PIL import Image
 from jaxsr import checkpoint
 from jaxsr import io as jio
 from jaxsr.convert import convert
+from jaxsr.data import bundled
 from jaxsr.infer.upscaler import Upscaler
 from jaxsr.train import pretrained  # The one place that knows where offline weights live.
 
@@ -37,9 +38,10 @@ def offline_model(name: str) -> Path:
 
 
 def retina_lr(size: int) -> np.ndarray:
-  import skimage.data
-
-  path = Path(skimage.data.__file__).parent / "retina.jpg"
+  try:  # Found as the `skimage:` source spec finds it, in the installed wheel.
+    path = bundled.skimage_path("retina.jpg")
+  except (ImportError, FileNotFoundError) as e:
+    raise SystemExit(f"the demo needs scikit-image's retina.jpg: {e}") from e
   # The one image reader every command uses (8-bit here, so the levels round-trip exactly).
   rgb = np.round(jio.read_image(path).pixels * 255).astype(np.uint8)
   quarter = Image.fromarray(rgb).resize((352, 352), Image.LANCZOS)
@@ -47,12 +49,10 @@ def retina_lr(size: int) -> np.ndarray:
 
 
 def radiograph_lr(size: int) -> np.ndarray:
-  from pydicom.data import get_testdata_file
-
-  path = get_testdata_file("RG1_UNCR.dcm", download=False)
-  if path is None:
-    raise SystemExit("RG1_UNCR.dcm is not installed: pip install pydicom-data "
-                     "(or 'jaxsr[demo]')")
+  try:  # Found as the `pydicom-data:` source spec finds it (never downloaded).
+    path = bundled.pydicom_data_path("RG1_UNCR.dcm")
+  except FileNotFoundError as e:
+    raise SystemExit(f"the demo needs RG1_UNCR.dcm: {e}") from e
   # The one DICOM reader: the full BitsStored range, MONOCHROME1 inverted (bone bright).
   pixels = jio.read_image(path, dicom_range="bits").pixels[..., 0]
   eighth = Image.fromarray(pixels).resize((pixels.shape[1] // 8, pixels.shape[0] // 8), Image.LANCZOS)
