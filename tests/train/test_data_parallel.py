@@ -19,12 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 GLOBAL_BATCH = 4
 
 
-def run(out, *args, background=False, script=TRAIN_SCRIPT):
+def run_training(*args, background=False):
+  """multihost_train.py in a fresh process with one CPU device."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO),
          "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"}
-  cmd = [sys.executable, str(script), *map(str, args)]
-  if out is not None:
-    cmd += ["--out", str(out)]
+  cmd = [sys.executable, str(TRAIN_SCRIPT), *map(str, args)]
   if background:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -89,9 +88,9 @@ def free_port() -> int:
 def train_on_two_processes(*args, sigterm_at_step=0):
   """Both processes' stdout; the stop signal (if any) reaches process 1 only."""
   port = free_port()
-  procs = [run(None, *args, "--process_id", i, "--num_processes", 2, "--port", port,
-               "--sigterm_at_step", sigterm_at_step if i == 1 else 0, script=TRAIN_SCRIPT,
-               background=True) for i in range(2)]
+  procs = [run_training(*args, "--process_id", i, "--num_processes", 2, "--port", port,
+                        "--sigterm_at_step", sigterm_at_step if i == 1 else 0, background=True)
+           for i in range(2)]
   outs = []
   for p in procs:
     out, err = p.communicate(timeout=600)
@@ -117,7 +116,7 @@ def test_two_process_training_stops_together_resumes_and_equals_one_process(tmp_
   assert "resumed from step 4" in outs[0] and "RESULT 1 6 None" in outs[1]
 
   one = tmp_path / "one"
-  out = run(None, "--workdir", one, "--data", data, "--steps", 6, script=TRAIN_SCRIPT).stdout
+  out = run_training("--workdir", one, "--data", data, "--steps", 6).stdout
   assert "RESULT 0 6 None" in out
   # The same global batches reach the same networks: every weight of the two runs agrees up to
   # the all-reduce order of the gradients (see assert_same_step), far below what steps 5 and 6
