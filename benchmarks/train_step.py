@@ -3,8 +3,9 @@
 Both sides run Real-ESRGAN's GAN fine-tuning iteration (G: L1 + VGG19 perceptual + GAN; D: real +
 fake; spectral norm; Adam; EMA) on random weights and data of the requested sizes. After each
 side's first step, their steps alternate (jax, torch, jax, torch, ...), so a shared or throttled
-machine slows both alike; the ratio is the median of the per-round ratios. Prints JSON and writes
-it to --out.
+machine slows both alike; the ratio is the median of the per-round ratios. Also records the
+roofline (`benchmarks/roofline.py`): the step's FLOPs, each side's achieved FLOP/s against the
+large-matmul rate measured in the same run. Prints JSON and writes it to --out.
 
     python benchmarks/train_step.py                           # CPU-sized defaults
     python benchmarks/train_step.py --batch 10 --gt 256 --blocks 23 --dtype bf16   # the paper, GPU
@@ -21,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # For the PyTorch reference (convert/).
 import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
+import roofline  # pylint: disable=wrong-import-position  # benchmarks/roofline.py
 
 
 def jax_stepper(args):
@@ -55,10 +57,14 @@ def jax_stepper(args):
       perceptual_layer_weights={"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
                                 "conv5_4": 1.0}, d_warmup_steps=0))
   mesh = sharding.make_mesh()
+  features = lambda p, x: vgg.apply(p, x)
   step = sharding.jit_data_parallel(
-      make_train_step(g, d, lambda p, x: vgg.apply(p, x), loss, g_tx, d_tx,
-                      axis_name=sharding.DATA_AXIS), mesh)
-  state = jax.device_put(state_lib.create(g_params, d_vars, g_tx, d_tx), sharding.replicated(mesh))
+      make_train_step(g, d, features, loss, g_tx, d_tx, axis_name=sharding.DATA_AXIS), mesh)
+  state = state_lib.create(g_params, d_vars, g_tx, d_tx)
+  # The whole batch's FLOPs: the same step unsharded, by XLA's cost model.
+  flops = roofline.xla_flops(make_train_step(g, d, features, loss, g_tx, d_tx),
+                             *roofline.shape_structs((state, batch, vgg_vars)))
+  state = jax.device_put(state, sharding.replicated(mesh))
   vgg_vars = jax.device_put(vgg_vars, sharding.replicated(mesh))
   batch = sharding.global_batch(batch, sharding.batch_sharded(mesh))
 
@@ -70,7 +76,7 @@ def jax_stepper(args):
 
   first = timed(one)
   return {"device": str(jax.devices()[0].device_kind), "devices": jax.device_count(),
-          "compile_and_first_step_s": first}, one
+          "compile_and_first_step_s": first, "flops": flops}, one
 
 
 def timed(fn) -> float:
@@ -120,11 +126,26 @@ def interleaved(args) -> dict:
     jax_times.append(timed(jax_step))
     torch_times.append(timed(torch_step))
   ratios = [j / t for j, t in zip(jax_times, torch_times)]
+  flops = jax_info.pop("flops")
+  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
+            "pytorch": roofline.torch_matmul_flops_per_s(*torch_matmul_setting(args))}
   return {"jax": jax_info | {"step_s": float(np.median(jax_times)), "step_s_all": jax_times},
           "torch": torch_info | {"step_s": float(np.median(torch_times)),
                                  "step_s_all": torch_times},
           "jax_time_over_torch_time": float(np.median(ratios)),
-          "per_round_jax_time_over_torch_time": ratios}
+          "per_round_jax_time_over_torch_time": ratios,
+          "roofline": roofline.summary(
+              flops, {"jaxsr": float(np.median(jax_times)), "pytorch": float(np.median(torch_times))},
+              matmul, jax_info["device"])}
+
+
+def torch_matmul_setting(args):
+  """(device, dtype) of PyTorch's matmul rate: the precision its step computes in."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  if torch.cuda.is_available():
+    return "cuda", torch.float16 if args.dtype == "bf16" else torch.float32
+  return "cpu", torch.float32
 
 
 def main():

@@ -24,7 +24,9 @@ With --model compact, jaxsr's x4plus is also timed on the same input and tiling,
 compact network's speed-up through jaxsr (`jaxsr_compact_over_x4plus_throughput`).
 
 Prints JSON and writes it to --out: the devices, sizes, times, output megapixels per second,
-the jaxsr / PyTorch throughput ratio, and the largest difference between the two outputs.
+the jaxsr / PyTorch throughput ratio, the largest difference between the two outputs, and the
+roofline (`benchmarks/roofline.py`): the windows' FLOPs, each framework's achieved FLOP/s against
+the large-matmul rate measured in the same run, and the highest ratio that rate allows.
 `--dtype bf16` computes jaxsr in bfloat16 and PyTorch in float16 on CUDA (bfloat16 on CPU, where
 PyTorch's float16 convolutions are slow or missing).
 
@@ -51,6 +53,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # The PyTorch reference networks.
 from convert import torch_networks  # pylint: disable=wrong-import-position
 import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
+import roofline  # pylint: disable=wrong-import-position  # benchmarks/roofline.py
 
 
 # Each offline model (`jaxsr.train.pretrained.OFFLINE_WEIGHTS`): its description and its PyTorch
@@ -148,6 +151,10 @@ def main() -> None:
   for times in (jaxsr_times, torch_times):
     times["output_megapixels_per_s"] = round(megapixels / times["best_s"], 4)
   device = jax.devices()[0]
+  window_flops = roofline.xla_flops(
+      upscaler.network, jax.ShapeDtypeStruct((1, windows[0], windows[0], 3), np.float32))
+  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
+            "pytorch": roofline.torch_matmul_flops_per_s(torch_device, torch_dtype)}
   result = {
       "benchmark": "upscale_throughput",
       "model": MODELS[args.model][0],
@@ -163,6 +170,10 @@ def main() -> None:
                   "torch": torch.__version__, **torch_times},
       "jaxsr_over_pytorch_throughput": round(torch_times["best_s"] / jaxsr_times["best_s"], 3),
       "max_abs_difference": float(np.abs(jaxsr_out - torch_out).max()),
+      "roofline": roofline.summary(
+          window_flops * len(windows) ** 2,
+          {"jaxsr": jaxsr_times["best_s"], "pytorch": torch_times["best_s"]}, matmul,
+          device.device_kind),
   }
   if args.model == "compact":  # The same input and tiling through jaxsr's x4plus.
     x4plus = jaxsr_upscaler(demo.offline_model("x4plus"))

@@ -1,0 +1,51 @@
+"""benchmarks/roofline.py: XLA's FLOP count against the count by hand, and the record's arithmetic."""
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import roofline  # pylint: disable=wrong-import-position
+
+
+def test_xla_flops_of_a_convolution_counts_two_per_multiply_add_inside_the_image():
+  batch, size, cin, cout = 2, 24, 16, 8
+  kernel = np.zeros((3, 3, cin, cout), np.float32)
+
+  def conv(x):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  flops = roofline.xla_flops(conv, jax.ShapeDtypeStruct((batch, size, size, cin), jnp.float32))
+  # Multiply-adds with a pixel inside the image: along each axis a 3-tap kernel over `size` pixels
+  # with zero padding of 1 has 3 * size - 2 such taps.
+  by_hand = 2 * batch * (3 * size - 2) ** 2 * cin * cout
+  assert flops == pytest.approx(by_hand, rel=0.01)
+
+
+def test_shape_structs_drop_values_and_keep_shapes():
+  structs = roofline.shape_structs({"a": np.zeros((2, 3), np.float32), "b": jnp.ones(4, jnp.int32)})
+  assert structs["a"].shape == (2, 3) and structs["a"].dtype == np.float32
+  assert structs["b"].shape == (4,) and structs["b"].dtype == np.int32
+
+
+def test_summary_rates_fractions_and_ceiling():
+  record = roofline.summary(
+      flops=6e9, seconds={"jaxsr": 2.0, "pytorch": 3.0},
+      matmul={"jaxsr": 4e9, "pytorch": 3e9}, device_kind="NVIDIA H100 80GB HBM3")
+  assert record["achieved_gflop_per_s"] == {"jaxsr": 3.0, "pytorch": 2.0}
+  assert record["fraction_of_best_matmul_rate"] == {"jaxsr": 0.75, "pytorch": 0.5}
+  assert record["ratio_ceiling"] == 2.0  # 4 GFLOP/s over PyTorch's 2.
+  assert record["fraction_of_published_bf16_peak"]["jaxsr"] == pytest.approx(3e9 / 989e12, abs=1e-3)
+  assert "published_bf16_peak_tflop_per_s" not in roofline.summary(
+      6e9, {"jaxsr": 2.0, "pytorch": 3.0}, {"jaxsr": 4e9, "pytorch": 3e9}, "cpu")
+
+
+def test_matmul_rates_are_positive_and_finite():
+  for rate in (roofline.jax_matmul_flops_per_s(size=128, repeats=1),
+               roofline.torch_matmul_flops_per_s(size=128, repeats=1)):
+    assert np.isfinite(rate) and rate > 0
