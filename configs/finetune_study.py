@@ -52,8 +52,8 @@ def get_config():
                "ranges of medical images (jaxsr.train.config.LIGHT_DEGRADATION)",
            overrides=dict(config_lib.LIGHT_DEGRADATION)),
       dict(name="symmetric-only", label="mean-preserving noise, the original's noise ranges",
-           why="the bias fix alone; this is the offline recipe (offline_medical_config) and the "
-               "demo's",
+           why="the bias fix alone; this is the offline recipe (offline_medical_config); the "
+               "demo adds the low-frequency term to it",
            overrides={}),
       # Ablations (--arms all), one change each against "symmetric-only".
       dict(name="no-gan", label="symmetric-only without the GAN term",
@@ -74,6 +74,11 @@ def get_config():
       dict(name="lr-2e-4", label="symmetric-only with twice the learning rate",
            why="does a short run move too little from the pretrained weights at the recipe's 1e-4?",
            overrides={"optimizer.lr": 2e-4}),
+      dict(name="low-frequency", label="symmetric-only plus the low-frequency intensity term",
+           why="the pixel L1 holds the mean intensity only weakly under residual texture; an L1 "
+               "on 8x8 block means (jaxsr.train.losses.block_mean_l1, weight 1) holds it "
+               "directly",
+           overrides={"loss.low_frequency_weight": 1.0}),
       # The compact generator (SRVGGNetCompact) on the same recipe: each step is cheaper, so it
       # trains more steps in about the same CPU time. Its starting point is scored too.
       dict(name="compact", label="SRVGGNetCompact (realesr-animevideov3 x4), symmetric-only",

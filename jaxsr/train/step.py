@@ -37,7 +37,8 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
 
   `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
   or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`
-  and `d_warmup_steps` (0: none).
+  and `d_warmup_steps` (0: none). Its optional `low_frequency_weight` (default 0: the paper's
+  recipe) adds that weight times `losses.block_mean_l1(sr, gt, low_frequency_block)` to G's loss.
 
   `axis_name`: the step runs on one shard of the batch per device (`sharding.jit_data_parallel`,
   a shard_map over that mesh axis). Gradients and metrics are then averaged over the axis before
@@ -46,6 +47,8 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
   """
   layer_weights = dict(config.perceptual_layer_weights)
   warmup_steps = int(config.d_warmup_steps)
+  low_frequency_weight = float(config.get("low_frequency_weight", 0.0))
+  low_frequency_block = int(config.get("low_frequency_block", 8))
   if axis_name is None:
     batch_mean = lambda tree: tree
   else:
@@ -72,7 +75,11 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
       gan = losses.bce_with_logits(fake_logits, True)
       total = (config.pixel_weight * pixel + config.perceptual_weight * percep
                + config.gan_weight * gan)
-      terms = {"g/pixel": pixel, "g/perceptual": percep, "g/gan": gan, "g/total": total}
+      terms = {"g/pixel": pixel, "g/perceptual": percep, "g/gan": gan}
+      if low_frequency_weight:  # Not in the paper's recipe (see losses.block_mean_l1).
+        terms["g/low_frequency"] = losses.block_mean_l1(sr, gt, low_frequency_block)
+        total += low_frequency_weight * terms["g/low_frequency"]
+      terms["g/total"] = total
       return total, (sr, spectral, terms)
 
     def update_generator(state):

@@ -43,6 +43,56 @@ def test_l1_and_bce_match_pytorch():
     assert np.isclose(float(losses.bce_with_logits(a, real)), expected, atol=1e-6)
 
 
+def test_block_mean_l1_matches_scikit_image_block_means():
+  from skimage.measure import block_reduce  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(1)
+  a, b = rng.random((2, 16, 24, 3), np.float32), rng.random((2, 16, 24, 3), np.float32)
+  for block in (1, 4, 8):
+    means = lambda x: block_reduce(x.astype(np.float64), (1, block, block, 1), np.mean)
+    expected = np.mean(np.abs(means(a) - means(b)))
+    assert np.isclose(float(losses.block_mean_l1(a, b, block)), expected, rtol=1e-5), block
+  # A uniform offset passes whole; zero-mean texture inside each block does not count.
+  texture = np.tile(np.array([[0.1, -0.1], [-0.1, 0.1]], np.float32)[None, :, :, None], (2, 8, 12, 3))
+  assert np.isclose(float(losses.block_mean_l1(a + 0.02 + texture, a, 8)), 0.02, rtol=1e-4)
+  with pytest.raises(ValueError, match="divisible"):
+    losses.block_mean_l1(a, b, 5)
+
+
+def test_low_frequency_term_adds_its_pytorch_gradient_to_g():
+  torch.manual_seed(3)
+  net_g = tn.RRDBNet(scale=4, num_block=1, num_feat=8, num_grow_ch=4)
+  net_d = tn.UNetDiscriminatorSN(num_feat=8)
+  g_vars, g_arch = layouts.generator_from_torch(numpy_state(net_g))
+  d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
+  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+  expected_loss = F.l1_loss(F.avg_pool2d(net_g(lq), 8), F.avg_pool2d(gt, 8))
+  expected_loss.backward()
+  torch_grads = {k: p.grad.numpy().copy() for k, p in net_g.named_parameters()}
+
+  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
+  g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
+  state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
+  config = loss_config()  # Only the new term moves G:
+  config.update(pixel_weight=0.0, gan_weight=0.0, low_frequency_weight=1.0, low_frequency_block=8)
+  step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch), None,
+                                 config, g_tx, d_tx))
+  batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt)}
+  new_state, metrics = step(state, batch, None)
+  assert np.isclose(float(metrics["g/low_frequency"]), expected_loss.item(), rtol=1e-5)
+  assert np.isclose(float(metrics["g/total"]), expected_loss.item(), rtol=1e-5)
+  # Adam's first step: -lr * g / (|g| + eps), with g PyTorch's gradient of the same term.
+  grads = layouts.generator_from_torch(torch_grads)[0]["params"]
+  checked = 0
+  for got, before, g in zip(jax.tree.leaves(new_state.g_params), jax.tree.leaves(state.g_params),
+                            jax.tree.leaves(grads)):
+    clear = np.abs(g) > 1e-6
+    checked += clear.sum()
+    want = np.asarray(before) - 1e-4 * g / (np.abs(g) + 1e-8)
+    np.testing.assert_allclose(np.asarray(got)[clear], want[clear], atol=1e-6)
+  assert checked > 0.5 * sum(g.size for g in jax.tree.leaves(grads))
+
+
 def test_perceptual_matches_basicsr_formula():
   torch.manual_seed(0)
   vgg = tn.VGG19()
