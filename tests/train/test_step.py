@@ -59,19 +59,25 @@ def test_block_mean_l1_matches_scikit_image_block_means():
     losses.block_mean_l1(a, b, 5)
 
 
-def test_low_frequency_term_adds_its_pytorch_gradient_to_g():
-  torch.manual_seed(3)
+def tiny_networks(seed):
+  """A 1-block, 8-feature G and an 8-feature D in PyTorch (after torch.manual_seed(seed)), their
+  Flax variables and archs, and the recipe's Adam for each."""
+  torch.manual_seed(seed)
   net_g = tn.RRDBNet(scale=4, num_block=1, num_feat=8, num_grow_ch=4)
   net_d = tn.UNetDiscriminatorSN(num_feat=8)
   g_vars, g_arch = layouts.generator_from_torch(numpy_state(net_g))
   d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
+  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
+  return net_g, net_d, (g_vars, g_arch), (d_vars, d_arch), (state_lib.adam(opt), state_lib.adam(opt))
+
+
+def test_low_frequency_term_adds_its_pytorch_gradient_to_g():
+  net_g, _, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(3)
   lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
   expected_loss = F.l1_loss(F.avg_pool2d(net_g(lq), 8), F.avg_pool2d(gt, 8))
   expected_loss.backward()
   torch_grads = {k: p.grad.numpy().copy() for k, p in net_g.named_parameters()}
 
-  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
-  g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
   state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
   config = loss_config()  # Only the new term moves G:
   config.update(pixel_weight=0.0, gan_weight=0.0, low_frequency_weight=1.0, low_frequency_block=8)
@@ -197,19 +203,13 @@ def test_train_step_matches_pytorch_realesrgan_step():
 def test_discriminator_warmup_holds_g_and_steps_d_as_basicsr_then_trains_g():
   # BasicSR's net_d_init_iters = 1: the first iteration steps D alone on the starting G's
   # output (two spectral-norm iterations: no G-step D call), G is held; the next one trains G.
-  torch.manual_seed(2)
-  net_g = tn.RRDBNet(scale=4, num_block=1, num_feat=8, num_grow_ch=4)
-  net_d = tn.UNetDiscriminatorSN(num_feat=8)
-  g_vars, g_arch = layouts.generator_from_torch(numpy_state(net_g))
-  d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
+  net_g, net_d, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(2)
   lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
   gt_usm = torch.clamp(gt * 1.1, 0, 1)
   opt_g, opt_d = torch_training.make_optimizers(net_g, net_d)
   torch_losses = torch_training.realesrgan_step(net_g, net_d, None, opt_g, opt_d,
                                                 (lq, gt, gt_usm), optimize_g=False)
 
-  opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
-  g_tx, d_tx = state_lib.adam(opt), state_lib.adam(opt)
   state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
   config = loss_config()
   config.d_warmup_steps = 1
