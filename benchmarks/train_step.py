@@ -127,8 +127,12 @@ def interleaved(args) -> dict:
     torch_times.append(timed(torch_step))
   ratios = [j / t for j, t in zip(jax_times, torch_times)]
   flops = jax_info.pop("flops")
+  import torch  # pylint: disable=import-outside-toplevel
+
+  # PyTorch's matmul rate on the device and in the precision its step ran in.
+  torch_dtype = torch.float16 if torch_info["precision"].startswith("fp16") else torch.float32
   matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
-            "pytorch": roofline.torch_matmul_flops_per_s(*torch_matmul_setting(args))}
+            "pytorch": roofline.torch_matmul_flops_per_s(torch_info["device"], torch_dtype)}
   return {"jax": jax_info | {"step_s": float(np.median(jax_times)), "step_s_all": jax_times},
           "torch": torch_info | {"step_s": float(np.median(torch_times)),
                                  "step_s_all": torch_times},
@@ -137,15 +141,6 @@ def interleaved(args) -> dict:
           "roofline": roofline.summary(
               flops, {"jaxsr": float(np.median(jax_times)), "pytorch": float(np.median(torch_times))},
               matmul, jax_info["device"])}
-
-
-def torch_matmul_setting(args):
-  """(device, dtype) of PyTorch's matmul rate: the precision its step computes in."""
-  import torch  # pylint: disable=import-outside-toplevel
-
-  if torch.cuda.is_available():
-    return "cuda", torch.float16 if args.dtype == "bf16" else torch.float32
-  return "cpu", torch.float32
 
 
 def main():
