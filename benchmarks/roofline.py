@@ -26,6 +26,7 @@ MATMUL_SIZE = {"cpu": 2048, "accelerator": 8192}
 def _matmul_size(platform: str) -> int:
   return MATMUL_SIZE["cpu" if platform == "cpu" else "accelerator"]
 
+
 # Dense (no sparsity) bf16 tensor-core peak from NVIDIA's data sheets, in FLOP/s, by a substring
 # of `jax.Device.device_kind`. SXM parts; PCIe / NVL variants run lower clocks.
 PUBLISHED_BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
