@@ -186,6 +186,17 @@ def test_train_step_matches_pytorch_realesrgan_step():
     return {k: v for k, v in numpy_state(net_d).items() if k.endswith(("_u", "_v"))} \
         if from_torch is layouts.discriminator_from_torch else {}
 
+  # The logged norms against NumPy's (float64) of PyTorch's gradients and updated weights.
+  def norm(arrays):
+    return np.sqrt(sum(np.sum(np.asarray(a, np.float64) ** 2) for a in arrays))
+
+  for net, name in ((net_g, "g"), (net_d, "d")):
+    np.testing.assert_allclose(float(metrics[f"{name}/grad_norm"]), norm(grads[name].values()),
+                               rtol=1e-4, err_msg=name)
+    weights = [v for k, v in numpy_state(net).items() if not k.endswith(("_u", "_v"))]
+    np.testing.assert_allclose(float(metrics[f"{name}/param_norm"]), norm(weights), rtol=1e-6,
+                               err_msg=name)
+
   g_expected, _ = layouts.generator_from_torch(numpy_state(net_g))
   check_adam_step(new_state.g_params, g_expected["params"], grads["g"], layouts.generator_from_torch)
   d_expected, _ = layouts.discriminator_from_torch(numpy_state(net_d))
