@@ -6,7 +6,9 @@ and every fine-tuned generator on held-out images that no arm trains on, with th
 protocols at full resolution, and writes the tables, figures and exact configs
 (docs/results/finetune/ by default).
 
-  arms.py     the arms: config overrides and what each one tests
   runner.py   train the arms (resumable), evaluate them with `jaxsr.evaluate`
   writeup.py  README.md, results.json and config.json of the study
+  seeds.py    `python -m jaxsr.study.seeds`: one arm against another over runs with other seeds
+
+The arms themselves (config overrides and what each one tests) live in the study config.
 """

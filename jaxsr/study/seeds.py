@@ -1,0 +1,166 @@
+"""One study arm against another over several seeds: is the difference the arm's, or the seed's?
+
+    python -m jaxsr.study.seeds --compare low-frequency --against symmetric-only \\
+        --out docs/results/finetune/low-frequency-seeds RUN_DIR [RUN_DIR ...]
+
+Each RUN_DIR is the --out of one `python -m jaxsr.study` run with both arms, the runs differing
+only in `--config.train.seed`. The seed decides the training crops, their degradations and the
+discriminator's initialisation, so one run's table cannot tell an arm's effect from its luck
+(two arms of one run share the seed, which pairs them). Writes README.md (per protocol: each
+model's mean and standard deviation over the seeds, and the paired difference seed by seed, with
+how many seeds the compared arm won) and seeds.json (every number in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from jaxsr.evaluate import report
+
+METRICS = ("psnr", "ssim", "lpips", "grad_ratio", "bias", "vessel_f1")
+# How each metric's better value reads (as jaxsr.evaluate's metric_directions; the vessel scores
+# are higher-is-better agreement with GT's vessel map).
+DIRECTIONS = {"vessel_r": "higher", "vessel_f1": "higher"}
+
+
+class SeedsError(ValueError):
+  """The run directories do not make a seed comparison (missing files or arms, repeated seeds)."""
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+  """A study run's seed, machine, command and per-protocol summaries."""
+  run_dir = Path(run_dir)
+  try:
+    results = json.loads((run_dir / "results.json").read_text())
+    configs = json.loads((run_dir / "config.json").read_text())
+  except FileNotFoundError as e:
+    raise SeedsError(f"{run_dir} is not a study's output (no {Path(e.filename).name})") from e
+  seeds = {arm: config.get("seed") for arm, config in configs.items()}
+  if len(set(seeds.values())) != 1 or None in seeds.values():
+    raise SeedsError(f"{run_dir}: the arms do not share one seed ({seeds}), so they are not paired")
+  return {"dir": str(run_dir), "seed": next(iter(seeds.values())), "machine": results["machine"],
+          "command": results["command"], "summaries": results["summaries"]}
+
+
+def _distance_from_best(value: float, direction: str) -> float:
+  """Smaller is better, whatever the metric's direction."""
+  return {"higher": -value, "lower": value, "one": abs(value - 1.0),
+          "zero": abs(value)}[direction]
+
+
+def compare(runs: Sequence[Mapping[str, Any]], arm: str, against: str,
+            metrics: Sequence[str] = METRICS) -> dict[str, Any]:
+  """Per protocol: every model's mean / sd over the runs, and `arm - against` run by run."""
+  seeds = [run["seed"] for run in runs]
+  if len(set(seeds)) != len(seeds):
+    raise SeedsError(f"each run must have its own seed; got seeds {seeds}")
+  protocols = sorted(set.intersection(*(set(run["summaries"]) for run in runs)))
+  out = {"seeds": seeds, "arm": arm, "against": against, "protocols": {}}
+  for protocol in protocols:
+    summaries = [run["summaries"][protocol] for run in runs]
+    models = [m for m in summaries[0]["models"] if all(m in s["models"] for s in summaries)]
+    for needed in (arm, against):
+      if needed not in models:
+        raise SeedsError(f"arm {needed!r} is not in every run's {protocol} results "
+                         f"(they have {models})")
+    directions = {**DIRECTIONS, **summaries[0]["metric_directions"]}
+    names = [m for m in metrics if m in summaries[0]["metrics"] and m in directions]
+
+    def values(model, metric):
+      return np.array([s["per_model"][model][metric]["mean"] for s in summaries], np.float64)
+
+    per_model = {model: {metric: {"values": values(model, metric).tolist(),
+                                  "mean": float(np.mean(values(model, metric))),
+                                  "sd": float(np.std(values(model, metric), ddof=1))
+                                  if len(runs) > 1 else None}
+                         for metric in names}
+                 for model in models}
+    differences = {}
+    for metric in names:
+      a, b = values(arm, metric), values(against, metric)
+      better = [_distance_from_best(x, directions[metric]) < _distance_from_best(y, directions[metric])
+                for x, y in zip(a, b)]
+      differences[metric] = {"values": (a - b).tolist(), "mean": float(np.mean(a - b)),
+                             "min": float(np.min(a - b)), "max": float(np.max(a - b)),
+                             "arm_better": int(sum(better)), "direction": directions[metric]}
+    out["protocols"][protocol] = {"images": summaries[0]["images"], "models": models,
+                                  "per_model": per_model, "differences": differences}
+  return out
+
+
+def _number(value: float | None, metric: str, signed: bool = False) -> str:
+  if value is None or not math.isfinite(value):
+    return "n/a"
+  decimals = 2 if metric in ("psnr", "bias", "grad_ratio") else 4
+  return f"{value:{'+' if signed or metric == 'bias' else ''}.{decimals}f}"
+
+
+def markdown(comparison: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
+  arm, against, seeds = comparison["arm"], comparison["against"], comparison["seeds"]
+  machines = sorted({f"{run['machine'].get('cpu')} ({run['machine'].get('cores')} cores)"
+                     for run in runs})
+  lines = [f"# {arm} against {against} over {len(seeds)} seeds", "",
+           f"Seeds {', '.join(map(str, seeds))}; machine: {'; '.join(machines)}. Each seed's run:",
+           "", "```bash", *[run["command"] for run in runs], "```", "",
+           "Then `python -m jaxsr.study.seeds --compare " f"{arm} --against {against} --out DIR "
+           "RUN_DIR ...` wrote this page.", ""]
+  for protocol, result in comparison["protocols"].items():
+    metrics = list(result["differences"])
+    labels = [report.METRIC_LABELS.get(m, m) for m in metrics]
+    lines += [f"## {protocol} ({', '.join(result['images'])})", "",
+              "Mean ± standard deviation over the seeds (each seed's value is the mean over the "
+              "protocol's images):", "",
+              "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
+    for model in result["models"]:
+      cells = []
+      for m in metrics:
+        stats = result["per_model"][model][m]
+        sd = "" if stats["sd"] is None else f" ± {_number(stats['sd'], m).lstrip('+')}"
+        cells.append(_number(stats["mean"], m) + sd)
+      lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += ["", f"`{arm} - {against}`, seed by seed (the two arms of a seed share its crops, "
+              "degradations and discriminator initialisation):", "",
+              "| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
+    for i, seed in enumerate(seeds):
+      lines.append(f"| seed {seed} | " + " | ".join(
+          _number(result["differences"][m]["values"][i], m, signed=True) for m in metrics) + " |")
+    lines.append("| mean | " + " | ".join(
+        _number(result["differences"][m]["mean"], m, signed=True) for m in metrics) + " |")
+    lines.append(f"| seeds {arm} is better | " + " | ".join(
+        f"{result['differences'][m]['arm_better']} of {len(seeds)}" for m in metrics) + " |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m jaxsr.study.seeds", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("runs", nargs="+", type=Path, help="the --out of each seed's study run")
+  parser.add_argument("--compare", required=True, help="the arm being tested")
+  parser.add_argument("--against", required=True, help="the arm it is compared with")
+  parser.add_argument("--out", type=Path, required=True, help="folder for README.md, seeds.json")
+  args = parser.parse_args(argv)
+  try:
+    runs = sorted((load_run(d) for d in args.runs), key=lambda run: run["seed"])
+    comparison = compare(runs, args.compare, args.against)
+  except SeedsError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  args.out.mkdir(parents=True, exist_ok=True)
+  (args.out / "seeds.json").write_text(json.dumps(
+      {**comparison, "runs": [{k: run[k] for k in ("dir", "seed", "machine", "command")}
+                              for run in runs]}, indent=1) + "\n")
+  (args.out / "README.md").write_text(markdown(comparison, runs) + "\n")
+  print(f"written: {args.out / 'README.md'}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,86 @@
+"""`python -m jaxsr.study.seeds`: an arm against another over several seeded study runs."""
+
+import json
+import statistics
+
+import pytest
+
+from jaxsr.study import seeds
+
+DIRECTIONS = {"psnr": "higher", "lpips": "lower", "grad_ratio": "one", "bias": "zero"}
+
+
+def write_run(folder, seed, values, *, arm_seeds=None, machine="Test CPU"):
+  """A study output with `values[model][metric]` as the protocol means, for one protocol."""
+  folder.mkdir(parents=True)
+  models = list(values)
+  summary = {"images": ["RG1_UNCR.dcm"], "models": models, "metrics": list(DIRECTIONS),
+             "metric_directions": DIRECTIONS,
+             "per_model": {m: {k: {"mean": v, "std": None, "n": 1} for k, v in values[m].items()}
+                           for m in models},
+             "paired_differences": {}}
+  (folder / "results.json").write_text(json.dumps({
+      "command": f"python -m jaxsr.study --config.train.seed={seed}", "seconds": 1.0,
+      "machine": {"cpu": machine, "cores": 2}, "summaries": {"chest-x4": summary}}))
+  arm_seeds = arm_seeds or {"lf": seed, "base": seed}
+  (folder / "config.json").write_text(json.dumps({a: {"seed": s} for a, s in arm_seeds.items()}))
+  return folder
+
+
+RUNS = {  # seed: model -> metric -> value
+    0: {"pretrained": dict(psnr=25.0, lpips=0.3, grad_ratio=7.8, bias=4.9),
+        "base": dict(psnr=33.5, lpips=0.22, grad_ratio=1.08, bias=0.8),
+        "lf": dict(psnr=33.4, lpips=0.20, grad_ratio=1.17, bias=-0.5)},
+    1: {"pretrained": dict(psnr=25.0, lpips=0.3, grad_ratio=7.8, bias=4.9),
+        "base": dict(psnr=33.0, lpips=0.21, grad_ratio=0.90, bias=1.5),
+        "lf": dict(psnr=33.9, lpips=0.23, grad_ratio=0.95, bias=0.2)},
+    2: {"pretrained": dict(psnr=25.0, lpips=0.3, grad_ratio=7.8, bias=4.9),
+        "base": dict(psnr=34.0, lpips=0.20, grad_ratio=1.30, bias=-0.1),
+        "lf": dict(psnr=34.2, lpips=0.19, grad_ratio=1.10, bias=0.4)},
+}
+
+
+def test_means_spreads_and_paired_differences_over_seeds(tmp_path):
+  dirs = [write_run(tmp_path / f"seed{s}", s, RUNS[s]) for s in (2, 0, 1)]  # Any order.
+  out = tmp_path / "out"
+  assert seeds.main(["--compare", "lf", "--against", "base", "--out", str(out),
+                     *map(str, dirs)]) == 0
+  result = json.loads((out / "seeds.json").read_text())
+  assert result["seeds"] == [0, 1, 2]
+  chest = result["protocols"]["chest-x4"]
+  for model in ("pretrained", "base", "lf"):
+    for metric in DIRECTIONS:
+      got = chest["per_model"][model][metric]
+      column = [RUNS[s][model][metric] for s in (0, 1, 2)]
+      assert got["mean"] == pytest.approx(statistics.mean(column))
+      assert got["sd"] == pytest.approx(statistics.stdev(column), abs=1e-12)
+  for metric in DIRECTIONS:
+    want = [RUNS[s]["lf"][metric] - RUNS[s]["base"][metric] for s in (0, 1, 2)]
+    assert chest["differences"][metric]["values"] == pytest.approx(want)
+    assert chest["differences"][metric]["mean"] == pytest.approx(statistics.mean(want))
+  # Better by each metric's own direction: PSNR up (seeds 1, 2), LPIPS down (0, 2), gradient
+  # ratio nearer 1 (1, 2: 0.95 vs 0.90, 1.10 vs 1.30), bias nearer 0 (0, 1; not 2).
+  wins = {m: chest["differences"][m]["arm_better"] for m in DIRECTIONS}
+  assert wins == {"psnr": 2, "lpips": 2, "grad_ratio": 2, "bias": 2}
+  page = (out / "README.md").read_text()
+  assert "# lf against base over 3 seeds" in page
+  assert "| seed 1 | +0.90 | +0.0200 | +0.05 | -1.30 |" in page
+  assert "| seeds lf is better | 2 of 3 | 2 of 3 | 2 of 3 | 2 of 3 |" in page
+  assert "--config.train.seed=2" in page
+
+
+def test_runs_that_do_not_make_a_seed_comparison_fail_clearly(tmp_path, capsys):
+  a = write_run(tmp_path / "a", 0, RUNS[0])
+  same_seed = write_run(tmp_path / "b", 0, RUNS[1])
+  args = ["--compare", "lf", "--against", "base", "--out", str(tmp_path / "out")]
+  assert seeds.main([*args, str(a), str(same_seed)]) == 2
+  assert "each run must have its own seed" in capsys.readouterr().err
+  unpaired = write_run(tmp_path / "c", 1, RUNS[1], arm_seeds={"lf": 1, "base": 2})
+  assert seeds.main([*args, str(a), str(unpaired)]) == 2
+  assert "do not share one seed" in capsys.readouterr().err
+  no_arm = write_run(tmp_path / "d", 2, {k: v for k, v in RUNS[2].items() if k != "lf"})
+  assert seeds.main([*args, str(a), str(no_arm)]) == 2
+  assert "arm 'lf' is not in every run" in capsys.readouterr().err
+  assert seeds.main([*args, str(a), str(tmp_path / "missing")]) == 2
+  assert "not a study's output (no results.json)" in capsys.readouterr().err
+  assert not (tmp_path / "out").exists()
