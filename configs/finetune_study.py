@@ -79,6 +79,15 @@ def get_config():
                "on 8x8 block means (jaxsr.train.losses.block_mean_l1, weight 1) holds it "
                "directly",
            overrides={"loss.low_frequency_weight": 1.0}),
+      dict(name="no-perceptual", label="symmetric-only without the perceptual term",
+           why="is the VGG feature loss what smooths the lung texture away, or what paints it?",
+           overrides={"perceptual.network": "none"}),
+      dict(name="shallow-perceptual", label="symmetric-only, perceptual term on shallow layers",
+           why="the deep taps (conv4, conv5) compare features at 1/8 and 1/16 of the resolution, "
+               "where radiograph texture no longer exists; the first three blocks' taps, weight "
+               "1 each, ask for the fine structure instead",
+           overrides={"perceptual.layer_weights": {"conv1_2": 1.0, "conv2_2": 1.0,
+                                                   "conv3_4": 1.0}}),
       # The compact generator (SRVGGNetCompact) on the same recipe: each step is cheaper, so it
       # trains more steps in about the same CPU time. Its starting point is scored too.
       dict(name="compact", label="SRVGGNetCompact (realesr-animevideov3 x4), symmetric-only",

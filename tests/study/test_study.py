@@ -43,6 +43,12 @@ def test_arms_override_named_fields_and_typos_fail():
   assert symmetric.data.degradation.noise_clip == "symmetric"
   assert symmetric.data.degradation.stage1.noise_range == original.stage1.noise_range
   assert study.train.data.degradation.stage1.noise_range == original.stage1.noise_range  # Unmodified.
+  configs = {arm["name"]: runner.arm_config(study.train, arm.get("overrides", {}))
+             for arm in study.arms}  # Every arm's fields exist.
+  assert configs["no-perceptual"].perceptual.network == "none"
+  # The override replaces the whole dict: the deep taps are gone, not kept at their old weights.
+  assert dict(configs["shallow-perceptual"].perceptual.layer_weights) == {
+      "conv1_2": 1.0, "conv2_2": 1.0, "conv3_4": 1.0}
   with pytest.raises(runner.StudyError, match="no field 'noise_clp'"):
     runner.arm_config(study.train, {"data.degradation.noise_clp": "clip"})
   assert [a["name"] for a in runner.select_arms(study.arms, "medical,paper")] == ["paper",
