@@ -5,8 +5,8 @@ torchvision VGG19) or an ncnn `.param`/`.bin` pair, validates it against the Fla
 directory (see `jaxsr.checkpoint`). `export_torch()` goes back to a `.pth` the official PyTorch code
 loads with `strict=True`, or to a `.safetensors` file holding exactly the official state-dict keys
 (what spandrel and the tools built on it prefer); `interpolation` blends two generators' weights.
-torch is imported lazily, only for `.pth` files:
-reading ncnn files and writing `.safetensors` never need it.
+torch is imported lazily, only for `.pth` files: reading ncnn files and writing `.safetensors`
+never need it.
 """
 
 from __future__ import annotations
