@@ -15,9 +15,12 @@ bicubic) on the held-out chest radiograph RG1 (chest-x4, 1024 px) and the bottom
 
 One departure beyond the offline recipe: the low-frequency intensity term
 (`loss.low_frequency_weight`, jaxsr.train.losses.block_mean_l1). 180 steps are too few for the
-pixel L1 alone to undo the pretrained model's brightening (+4.9 levels on RG1): on a 2-core EPYC
+pixel L1 alone to undo the pretrained model's brightening (+4.9 levels on RG1). On a 2-core EPYC
 (Zen 2) the same run without the term ended +2.05 levels bright on RG1 (32.19 dB) and +2.01 on
-the fundus; with it, +0.89 (32.84 dB) and +0.72 (README, "Quick start").
+the fundus; with it, +0.89 (32.84 dB) and +0.72. On a 2-core Xeon: without, 32.21 dB, +0.92 and
++1.50; with, 34.38 dB, +0.57 and +0.14 (README, "Quick start"). After 300 steps it makes no
+consistent difference (three seeds, docs/results/finetune/low-frequency-seeds/), so the offline
+recipe itself goes without it.
 """
 
 from jaxsr.train.config import offline_medical_config
