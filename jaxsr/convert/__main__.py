@@ -14,7 +14,8 @@ pickle, generators under params_ema; needs torch) or `.safetensors` (the bare st
 exactly the official keys, float32; needs only the safetensors package).
 
 `--interpolate A B --alpha X` blends two generators of one architecture, weight by weight:
-(1 - X) * A + X * B (0 gives A, 1 gives B), into a new model directory (`jaxsr.convert.interpolation`).
+(1 - X) * A + X * B (0 gives A, 1 gives B), into a new model directory
+(`jaxsr.convert.interpolation`).
 """
 
 from __future__ import annotations

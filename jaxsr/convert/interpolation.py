@@ -52,7 +52,8 @@ def interpolate(a: str | Path, b: str | Path, alpha: float, out: str | Path, *,
     raise InterpolationError(f"-o {out} is one of the models being blended; write the blend to a "
                              "new directory")
   if out.exists() and not overwrite:
-    raise InterpolationError(f"{out} already exists; choose another -o or pass --force to replace it")
+    raise InterpolationError(f"{out} already exists; choose another -o or pass --force to "
+                             "replace it")
   a_vars, a_meta, a_arch = _load_generator(a)
   b_vars, b_meta, b_arch = _load_generator(b)
   if a_arch != b_arch:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,11 +22,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from jaxsr.evaluate import report
+from jaxsr.evaluate.metrics import METRIC_DIRECTIONS
+from jaxsr.study.writeup import format_number
 
 METRICS = ("psnr", "ssim", "lpips", "grad_ratio", "bias", "vessel_f1")
-# How each metric's better value reads (as jaxsr.evaluate's metric_directions; the vessel scores
-# are higher-is-better agreement with GT's vessel map).
-DIRECTIONS = {"vessel_r": "higher", "vessel_f1": "higher"}
 
 
 class SeedsError(ValueError):
@@ -70,36 +68,27 @@ def compare(runs: Sequence[Mapping[str, Any]], arm: str, against: str,
       if needed not in models:
         raise SeedsError(f"arm {needed!r} is not in every run's {protocol} results "
                          f"(they have {models})")
-    directions = {**DIRECTIONS, **summaries[0]["metric_directions"]}
-    names = [m for m in metrics if m in summaries[0]["metrics"] and m in directions]
-
-    def values(model, metric):
-      return np.array([s["per_model"][model][metric]["mean"] for s in summaries], np.float64)
-
-    per_model = {model: {metric: {"values": values(model, metric).tolist(),
-                                  "mean": float(np.mean(values(model, metric))),
-                                  "sd": float(np.std(values(model, metric), ddof=1))
+    names = [m for m in metrics if m in summaries[0]["metrics"]]
+    values = {(model, metric): np.array([s["per_model"][model][metric]["mean"]
+                                         for s in summaries], np.float64)
+              for model in models for metric in names}
+    per_model = {model: {metric: {"values": values[model, metric].tolist(),
+                                  "mean": float(np.mean(values[model, metric])),
+                                  "sd": float(np.std(values[model, metric], ddof=1))
                                   if len(runs) > 1 else None}
                          for metric in names}
                  for model in models}
     differences = {}
     for metric in names:
-      a, b = values(arm, metric), values(against, metric)
-      better = [_distance_from_best(x, directions[metric]) < _distance_from_best(y, directions[metric])
+      a, b, direction = values[arm, metric], values[against, metric], METRIC_DIRECTIONS[metric]
+      better = [_distance_from_best(x, direction) < _distance_from_best(y, direction)
                 for x, y in zip(a, b)]
       differences[metric] = {"values": (a - b).tolist(), "mean": float(np.mean(a - b)),
                              "min": float(np.min(a - b)), "max": float(np.max(a - b)),
-                             "arm_better": int(sum(better)), "direction": directions[metric]}
+                             "arm_better": int(sum(better)), "direction": direction}
     out["protocols"][protocol] = {"images": summaries[0]["images"], "models": models,
                                   "per_model": per_model, "differences": differences}
   return out
-
-
-def _number(value: float | None, metric: str, signed: bool = False) -> str:
-  if value is None or not math.isfinite(value):
-    return "n/a"
-  decimals = 2 if metric in ("psnr", "bias", "grad_ratio") else 4
-  return f"{value:{'+' if signed or metric == 'bias' else ''}.{decimals}f}"
 
 
 def markdown(comparison: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
@@ -122,17 +111,18 @@ def markdown(comparison: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -
       cells = []
       for m in metrics:
         stats = result["per_model"][model][m]
-        sd = "" if stats["sd"] is None else f" ± {_number(stats['sd'], m).lstrip('+')}"
-        cells.append(_number(stats["mean"], m) + sd)
+        sd = "" if stats["sd"] is None else f" ± {format_number(stats['sd'], m).lstrip('+')}"
+        cells.append(format_number(stats["mean"], m) + sd)
       lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", f"`{arm} - {against}`, seed by seed (the two arms of a seed share its crops, "
               "degradations and discriminator initialisation):", "",
               "| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
     for i, seed in enumerate(seeds):
-      lines.append(f"| seed {seed} | " + " | ".join(
-          _number(result["differences"][m]["values"][i], m, signed=True) for m in metrics) + " |")
+      cells = [format_number(result["differences"][m]["values"][i], m, signed=True)
+               for m in metrics]
+      lines.append(f"| seed {seed} | " + " | ".join(cells) + " |")
     lines.append("| mean | " + " | ".join(
-        _number(result["differences"][m]["mean"], m, signed=True) for m in metrics) + " |")
+        format_number(result["differences"][m]["mean"], m, signed=True) for m in metrics) + " |")
     lines.append(f"| seeds {arm} is better | " + " | ".join(
         f"{result['differences'][m]['arm_better']} of {len(seeds)}" for m in metrics) + " |")
     lines.append("")

@@ -23,12 +23,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cell(stats: Mapping[str, Any] | None, metric: str) -> str:
-  if not stats or stats.get("mean") is None or not math.isfinite(stats["mean"]):
+def format_number(value: float | None, metric: str, signed: bool = False) -> str:
+  """A metric value as the study's tables print it: 2 decimals for dB, levels and ratios, else 4;
+  a sign on the bias (and on anything `signed`, such as differences)."""
+  if value is None or not math.isfinite(value):
     return "n/a"
   decimals = 2 if metric in ("psnr", "bias", "grad_ratio") else 4
-  sign = "+" if metric == "bias" else ""
-  return f"{stats['mean']:{sign}.{decimals}f}"
+  sign = "+" if signed or metric == "bias" else ""
+  return f"{value:{sign}.{decimals}f}"
+
+
+def _cell(stats: Mapping[str, Any] | None, metric: str) -> str:
+  return format_number(stats.get("mean") if stats else None, metric)
 
 
 def protocol_table(summary: Mapping[str, Any]) -> list[str]:
