@@ -48,6 +48,13 @@ METRIC_DIRECTIONS = {
 }
 
 
+def distance_from_best(value: float, direction: str) -> float:
+  """How far `value` is from the best a metric of `direction` can be: smaller is better, whatever
+  the direction (so one comparison ranks models on any metric)."""
+  return {"higher": -value, "lower": value, "one": abs(value - 1.0),
+          "zero": abs(value)}[direction]
+
+
 def rgb_to_y(image) -> jax.Array:
   """BT.601 luma as MATLAB's rgb2ycbcr: Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255.
 

@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxsr.evaluate.metrics import METRIC_DIRECTIONS
+from jaxsr.evaluate.metrics import METRIC_DIRECTIONS, distance_from_best
 
 # Column headers of the Markdown tables.
 METRIC_LABELS = {
@@ -187,12 +187,7 @@ def _best_model(summary: dict, metric: str) -> Optional[str]:
            if stats[metric]["mean"] is not None}
   if not means or direction not in ("higher", "lower", "one", "zero"):
     return None
-  if direction == "higher":
-    return max(means, key=means.get)
-  if direction == "lower":
-    return min(means, key=means.get)
-  target = 1.0 if direction == "one" else 0.0
-  return min(means, key=lambda model: abs(means[model] - target))
+  return min(means, key=lambda model: distance_from_best(means[model], direction))
 
 
 def markdown_table(summary: dict, title: Optional[str] = None,

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from jaxsr.evaluate import report
-from jaxsr.evaluate.metrics import METRIC_DIRECTIONS
+from jaxsr.evaluate.metrics import METRIC_DIRECTIONS, distance_from_best
 from jaxsr.study.writeup import format_number
 
 METRICS = ("psnr", "ssim", "lpips", "grad_ratio", "bias", "vessel_f1")
@@ -45,12 +45,6 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     raise SeedsError(f"{run_dir}: the arms do not share one seed ({seeds}), so they are not paired")
   return {"dir": str(run_dir), "seed": next(iter(seeds.values())), "machine": results["machine"],
           "command": results["command"], "summaries": results["summaries"]}
-
-
-def _distance_from_best(value: float, direction: str) -> float:
-  """Smaller is better, whatever the metric's direction."""
-  return {"higher": -value, "lower": value, "one": abs(value - 1.0),
-          "zero": abs(value)}[direction]
 
 
 def compare(runs: Sequence[Mapping[str, Any]], arm: str, against: str,
@@ -81,7 +75,7 @@ def compare(runs: Sequence[Mapping[str, Any]], arm: str, against: str,
     differences = {}
     for metric in names:
       a, b, direction = values[arm, metric], values[against, metric], METRIC_DIRECTIONS[metric]
-      better = [_distance_from_best(x, direction) < _distance_from_best(y, direction)
+      better = [distance_from_best(x, direction) < distance_from_best(y, direction)
                 for x, y in zip(a, b)]
       differences[metric] = {"values": (a - b).tolist(), "mean": float(np.mean(a - b)),
                              "min": float(np.min(a - b)), "max": float(np.max(a - b)),
