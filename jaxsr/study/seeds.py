@@ -1,14 +1,17 @@
-"""One study arm against another over several seeds: is the difference the arm's, or the seed's?
+"""Study arms against a baseline arm over several seeds: is a difference the arm's, or the seed's?
 
     python -m jaxsr.study.seeds --compare low-frequency --against symmetric-only \\
         --out docs/results/finetune/low-frequency-seeds RUN_DIR [RUN_DIR ...]
+    python -m jaxsr.study.seeds --compare no-perceptual --compare shallow-perceptual \\
+        --against symmetric-only --out OUT RUN_DIR [RUN_DIR ...]
 
-Each RUN_DIR is the --out of one `python -m jaxsr.study` run with both arms, the runs differing
-only in `--config.train.seed`. The seed decides the training crops, their degradations and the
-discriminator's initialisation, so one run's table cannot tell an arm's effect from its luck
-(two arms of one run share the seed, which pairs them). Writes README.md (per protocol: each
-model's mean and standard deviation over the seeds, and the paired difference seed by seed, with
-how many seeds the compared arm won) and seeds.json (every number in it).
+Each RUN_DIR is the --out of one `python -m jaxsr.study` run with all the arms named, the runs
+differing only in `--config.train.seed`. The seed decides the training crops, their degradations
+and the discriminator's initialisation, so one run's table cannot tell an arm's effect from its
+luck (the arms of one run share the seed, which pairs them). Writes README.md (per protocol: each
+model's mean and standard deviation over the seeds; for each compared arm the paired difference
+seed by seed, its mean with a 95 % t-interval, and how many seeds the arm won) and seeds.json
+(every number in it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 from jaxsr.evaluate import report
 from jaxsr.evaluate.metrics import METRIC_DIRECTIONS, distance_from_best
@@ -47,18 +51,36 @@ def load_run(run_dir: Path) -> dict[str, Any]:
           "command": results["command"], "summaries": results["summaries"]}
 
 
-def compare(runs: Sequence[Mapping[str, Any]], arm: str, against: str,
+def mean_interval(differences: np.ndarray, level: float = 0.95) -> list[float] | None:
+  """The `level` t-interval of the mean of paired differences (None with fewer than 2 seeds).
+
+  With three seeds it is wide (the t quantile is 4.30): an interval that excludes 0 is a
+  consistent effect; one that straddles 0 says the seeds disagree.
+  """
+  n = len(differences)
+  if n < 2:
+    return None
+  half = stats.t.ppf(0.5 + level / 2, n - 1) * np.std(differences, ddof=1) / np.sqrt(n)
+  mean = float(np.mean(differences))
+  return [mean - float(half), mean + float(half)]
+
+
+def compare(runs: Sequence[Mapping[str, Any]], arms: Sequence[str], against: str,
             metrics: Sequence[str] = METRICS) -> dict[str, Any]:
-  """Per protocol: every model's mean / sd over the runs, and `arm - against` run by run."""
+  """Per protocol: every model's mean / sd over the runs, and `arm - against` run by run for each
+  of `arms`."""
   seeds = [run["seed"] for run in runs]
   if len(set(seeds)) != len(seeds):
     raise SeedsError(f"each run must have its own seed; got seeds {seeds}")
+  if against in arms or len(set(arms)) != len(arms):
+    raise SeedsError(f"compare distinct arms with another one; got {list(arms)} against "
+                     f"{against!r}")
   protocols = sorted(set.intersection(*(set(run["summaries"]) for run in runs)))
-  out = {"seeds": seeds, "arm": arm, "against": against, "protocols": {}}
+  out = {"seeds": seeds, "arms": list(arms), "against": against, "protocols": {}}
   for protocol in protocols:
     summaries = [run["summaries"][protocol] for run in runs]
     models = [m for m in summaries[0]["models"] if all(m in s["models"] for s in summaries)]
-    for needed in (arm, against):
+    for needed in (*arms, against):
       if needed not in models:
         raise SeedsError(f"arm {needed!r} is not in every run's {protocol} results "
                          f"(they have {models})")
@@ -73,52 +95,60 @@ def compare(runs: Sequence[Mapping[str, Any]], arm: str, against: str,
                          for metric in names}
                  for model in models}
     differences = {}
-    for metric in names:
-      a, b, direction = values[arm, metric], values[against, metric], METRIC_DIRECTIONS[metric]
-      better = [distance_from_best(x, direction) < distance_from_best(y, direction)
-                for x, y in zip(a, b)]
-      differences[metric] = {"values": (a - b).tolist(), "mean": float(np.mean(a - b)),
-                             "min": float(np.min(a - b)), "max": float(np.max(a - b)),
-                             "arm_better": int(sum(better)), "direction": direction}
+    for arm in arms:
+      differences[arm] = {}
+      for metric in names:
+        a, b, direction = values[arm, metric], values[against, metric], METRIC_DIRECTIONS[metric]
+        better = [distance_from_best(x, direction) < distance_from_best(y, direction)
+                  for x, y in zip(a, b)]
+        differences[arm][metric] = {
+            "values": (a - b).tolist(), "mean": float(np.mean(a - b)),
+            "ci95": mean_interval(a - b), "min": float(np.min(a - b)),
+            "max": float(np.max(a - b)), "arm_better": int(sum(better)), "direction": direction}
     out["protocols"][protocol] = {"images": summaries[0]["images"], "models": models,
                                   "per_model": per_model, "differences": differences}
   return out
 
 
 def markdown(comparison: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> str:
-  arm, against, seeds = comparison["arm"], comparison["against"], comparison["seeds"]
+  arms, against, seeds = comparison["arms"], comparison["against"], comparison["seeds"]
   machines = sorted({f"{run['machine'].get('cpu')} ({run['machine'].get('cores')} cores)"
                      for run in runs})
-  lines = [f"# {arm} against {against} over {len(seeds)} seeds", "",
+  compared = " --compare ".join(arms)
+  lines = [f"# {', '.join(arms)} against {against} over {len(seeds)} seeds", "",
            f"Seeds {', '.join(map(str, seeds))}; machine: {'; '.join(machines)}. Each seed's run:",
            "", "```bash", *[run["command"] for run in runs], "```", "",
-           "Then `python -m jaxsr.study.seeds --compare " f"{arm} --against {against} --out DIR "
-           "RUN_DIR ...` wrote this page.", ""]
+           f"Then `python -m jaxsr.study.seeds --compare {compared} --against {against} "
+           "--out DIR RUN_DIR ...` wrote this page.", ""]
   for protocol, result in comparison["protocols"].items():
-    metrics = list(result["differences"])
+    metrics = list(result["differences"][arms[0]])
     labels = [report.METRIC_LABELS.get(m, m) for m in metrics]
+    header = ["| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
     lines += [f"## {protocol} ({', '.join(result['images'])})", "",
               "Mean ± standard deviation over the seeds (each seed's value is the mean over the "
-              "protocol's images):", "",
-              "| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
+              "protocol's images):", "", "| model" + header[0][1:], header[1]]
     for model in result["models"]:
       cells = []
       for m in metrics:
-        stats = result["per_model"][model][m]
-        sd = "" if stats["sd"] is None else f" ± {format_number(stats['sd'], m).lstrip('+')}"
-        cells.append(format_number(stats["mean"], m) + sd)
+        summary = result["per_model"][model][m]
+        sd = "" if summary["sd"] is None else f" ± {format_number(summary['sd'], m).lstrip('+')}"
+        cells.append(format_number(summary["mean"], m) + sd)
       lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines += ["", f"`{arm} - {against}`, seed by seed (the two arms of a seed share its crops, "
-              "degradations and discriminator initialisation):", "",
-              "| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(metrics)]
-    for i, seed in enumerate(seeds):
-      cells = [format_number(result["differences"][m]["values"][i], m, signed=True)
-               for m in metrics]
-      lines.append(f"| seed {seed} | " + " | ".join(cells) + " |")
-    lines.append("| mean | " + " | ".join(
-        format_number(result["differences"][m]["mean"], m, signed=True) for m in metrics) + " |")
-    lines.append(f"| seeds {arm} is better | " + " | ".join(
-        f"{result['differences'][m]['arm_better']} of {len(seeds)}" for m in metrics) + " |")
+    for arm in arms:
+      differences = result["differences"][arm]
+      lines += ["", f"`{arm} - {against}`, seed by seed (the arms of a seed share its crops, "
+                "degradations and discriminator initialisation):", "", *header]
+      for i, seed in enumerate(seeds):
+        cells = [format_number(differences[m]["values"][i], m, signed=True) for m in metrics]
+        lines.append(f"| seed {seed} | " + " | ".join(cells) + " |")
+      lines.append("| mean | " + " | ".join(
+          format_number(differences[m]["mean"], m, signed=True) for m in metrics) + " |")
+      if differences[metrics[0]]["ci95"] is not None:
+        lines.append("| 95 % CI of the mean | " + " | ".join(
+            "{} to {}".format(*(format_number(x, m, signed=True) for x in differences[m]["ci95"]))
+            for m in metrics) + " |")
+      lines.append(f"| seeds {arm} is better | " + " | ".join(
+          f"{differences[m]['arm_better']} of {len(seeds)}" for m in metrics) + " |")
     lines.append("")
   return "\n".join(lines)
 
@@ -127,8 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m jaxsr.study.seeds", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("runs", nargs="+", type=Path, help="the --out of each seed's study run")
-  parser.add_argument("--compare", required=True, help="the arm being tested")
-  parser.add_argument("--against", required=True, help="the arm it is compared with")
+  parser.add_argument("--compare", required=True, action="append",
+                      help="an arm being tested (repeat for several)")
+  parser.add_argument("--against", required=True, help="the baseline arm they are compared with")
   parser.add_argument("--out", type=Path, required=True, help="folder for README.md, seeds.json")
   args = parser.parse_args(argv)
   try:

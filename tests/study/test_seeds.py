@@ -4,6 +4,7 @@ import json
 import statistics
 
 import pytest
+from scipy import stats
 
 from jaxsr.study import seeds
 
@@ -56,17 +57,46 @@ def test_means_spreads_and_paired_differences_over_seeds(tmp_path):
       assert got["sd"] == pytest.approx(statistics.stdev(column), abs=1e-12)
   for metric in DIRECTIONS:
     want = [RUNS[s]["lf"][metric] - RUNS[s]["base"][metric] for s in (0, 1, 2)]
-    assert chest["differences"][metric]["values"] == pytest.approx(want)
-    assert chest["differences"][metric]["mean"] == pytest.approx(statistics.mean(want))
+    got = chest["differences"]["lf"][metric]
+    assert got["values"] == pytest.approx(want)
+    assert got["mean"] == pytest.approx(statistics.mean(want))
+    # The 95 % interval of the mean paired difference, as SciPy's paired t-test gives it.
+    lf = [RUNS[s]["lf"][metric] for s in (0, 1, 2)]
+    base = [RUNS[s]["base"][metric] for s in (0, 1, 2)]
+    reference = stats.ttest_rel(lf, base).confidence_interval(0.95)
+    assert got["ci95"] == pytest.approx([reference.low, reference.high])
   # Better by each metric's own direction: PSNR up (seeds 1, 2), LPIPS down (0, 2), gradient
   # ratio nearer 1 (1, 2: 0.95 vs 0.90, 1.10 vs 1.30), bias nearer 0 (0, 1; not 2).
-  wins = {m: chest["differences"][m]["arm_better"] for m in DIRECTIONS}
+  wins = {m: chest["differences"]["lf"][m]["arm_better"] for m in DIRECTIONS}
   assert wins == {"psnr": 2, "lpips": 2, "grad_ratio": 2, "bias": 2}
   page = (out / "README.md").read_text()
   assert "# lf against base over 3 seeds" in page
   assert "| seed 1 | +0.90 | +0.0200 | +0.05 | -1.30 |" in page
   assert "| seeds lf is better | 2 of 3 | 2 of 3 | 2 of 3 | 2 of 3 |" in page
+  assert "| 95 % CI of the mean | " in page
   assert "--config.train.seed=2" in page
+
+
+def test_several_arms_against_one_baseline(tmp_path):
+  runs = {s: {**RUNS[s], "other": {k: v + 0.5 * (s + 1) for k, v in RUNS[s]["base"].items()}}
+          for s in RUNS}
+  dirs = [write_run(tmp_path / f"seed{s}", s, runs[s],
+                    arm_seeds={"lf": s, "base": s, "other": s}) for s in runs]
+  out = tmp_path / "out"
+  assert seeds.main(["--compare", "lf", "--compare", "other", "--against", "base",
+                     "--out", str(out), *map(str, dirs)]) == 0
+  result = json.loads((out / "seeds.json").read_text())
+  assert result["arms"] == ["lf", "other"]
+  other = result["protocols"]["chest-x4"]["differences"]["other"]
+  assert other["psnr"]["values"] == pytest.approx([0.5, 1.0, 1.5])
+  assert other["psnr"]["ci95"] == pytest.approx(
+      list(stats.ttest_rel([runs[s]["other"]["psnr"] for s in runs],
+                           [runs[s]["base"]["psnr"] for s in runs]).confidence_interval()))
+  assert other["psnr"]["arm_better"] == 3 and other["bias"]["arm_better"] == 0
+  page = (out / "README.md").read_text()
+  assert "# lf, other against base over 3 seeds" in page
+  assert "`lf - base`" in page and "`other - base`" in page
+  assert "| seeds other is better | 3 of 3 |" in page
 
 
 def test_runs_that_do_not_make_a_seed_comparison_fail_clearly(tmp_path, capsys):
@@ -81,6 +111,9 @@ def test_runs_that_do_not_make_a_seed_comparison_fail_clearly(tmp_path, capsys):
   no_arm = write_run(tmp_path / "d", 2, {k: v for k, v in RUNS[2].items() if k != "lf"})
   assert seeds.main([*args, str(a), str(no_arm)]) == 2
   assert "arm 'lf' is not in every run" in capsys.readouterr().err
+  assert seeds.main(["--compare", "base", "--against", "base", "--out", str(tmp_path / "out"),
+                     str(a)]) == 2
+  assert "compare distinct arms with another one" in capsys.readouterr().err
   assert seeds.main([*args, str(a), str(tmp_path / "missing")]) == 2
   assert "not a study's output (no results.json)" in capsys.readouterr().err
   assert not (tmp_path / "out").exists()
