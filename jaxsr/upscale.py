@@ -5,6 +5,7 @@ generator.
   python -m jaxsr.upscale -i study/ -o study_x4/ --model models/x4plus --batch 4
   python -m jaxsr.upscale -i 'fundus/**/*.jpg' -o fundus_x2/ --model models/x4plus --outscale 2
   python -m jaxsr.upscale -i study/ -o study_png/ --model models/x4plus --format png
+  python -m jaxsr.upscale -i chest.dcm -o out/ --model models/x4plus --blend-with models/ft --alpha 0.8
 
 INPUT is a file, a folder (searched recursively) or a quoted glob (`**` recurses), and the image
 files among them are those training and evaluation take too (jaxsr.io.listing): the suffixes
@@ -50,6 +51,7 @@ import tqdm
 
 from jaxsr import checkpoint
 from jaxsr import io as jio
+from jaxsr.convert import interpolation
 from jaxsr.io import formats
 from jaxsr.io import listing
 from jaxsr.models import precision
@@ -84,6 +86,12 @@ def parse_args(argv) -> argparse.Namespace:
   parser.add_argument("-i", "--input", required=True, help="file, folder or quoted glob")
   parser.add_argument("-o", "--output", required=True, type=Path, help="output file or folder")
   parser.add_argument("--model", required=True, type=Path, help="jaxsr generator directory")
+  parser.add_argument("--blend-with", type=Path, default=None, metavar="MODEL_B",
+                      help="a second generator of the same architecture: the weights used are "
+                           "(1 - ALPHA) * MODEL + ALPHA * MODEL_B, blended in memory (the "
+                           "strength dial; `python -m jaxsr.convert --interpolate` writes it)")
+  parser.add_argument("--alpha", type=float, default=None,
+                      help="with --blend-with: 0 is --model, 1 is MODEL_B")
   parser.add_argument("--outscale", type=float, default=None,
                       help="final scale; other than the network's, the output is resized with "
                            "Lanczos (default: the network's own scale)")
@@ -311,9 +319,18 @@ def summary(written: int, existing: int, ignored: int, failed: list[Path]) -> st
   return line + (": " + ", ".join(map(str, failed)) if failed else "")
 
 
+def model_label(directory: Path) -> str:
+  """The name outputs record for a model: the weights file it was converted from, else the
+  directory's name."""
+  return checkpoint.load_metadata(directory).source.get("file") or directory.name
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
+    if (args.blend_with is None) != (args.alpha is None):
+      raise UsageError("--blend-with MODEL_B and --alpha X go together (weights "
+                       "(1 - X) * MODEL + X * MODEL_B)")
     if args.outscale is not None and not args.outscale > 0:
       raise UsageError(f"--outscale must be positive, got {args.outscale}")
     jobs, ignored = find_jobs(args.input, args.output)
@@ -331,15 +348,22 @@ def main(argv=None) -> int:
   from jaxsr.infer.upscaler import Upscaler
 
   try:
-    upscaler = Upscaler(args.model, dtype=args.dtype, tile=args.tile, tile_pad=args.tile_pad,
+    model = args.model
+    if args.blend_with is not None:
+      model = interpolation.blend(args.model, args.blend_with, args.alpha)
+    upscaler = Upscaler(model, dtype=args.dtype, tile=args.tile, tile_pad=args.tile_pad,
                         pre_pad=args.pre_pad, batch=args.batch)
   except (checkpoint.CheckpointError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   outscale = upscaler.scale if args.outscale is None else args.outscale
-  model_name = upscaler.metadata.source.get("file") or args.model.name
+  model_name, series_name = model_label(args.model), Path(model_label(args.model)).stem
+  if args.blend_with is not None:
+    blend_name = model_label(args.blend_with)
+    model_name += f" blended {args.alpha:g} towards {blend_name}"
+    series_name += f" {args.alpha:g} to {Path(blend_name).stem}"
   description = f"Super-resolved x{outscale:g} by jaxsr (Real-ESRGAN generator {model_name})"
-  series_description = f"jaxsr x{outscale:g} {Path(model_name).stem}"
+  series_description = f"jaxsr x{outscale:g} {series_name}"
 
   pipeline = Pipeline(upscaler, args, description, series_description)
   pipeline.run(jobs)

@@ -38,22 +38,16 @@ def _provenance(directory: Path, variables, metadata) -> dict:
           **source}
 
 
-def interpolate(a: str | Path, b: str | Path, alpha: float, out: str | Path, *,
-                overwrite: bool = False) -> Path:
-  """Writes the model directory `out` holding (1 - alpha) * A + alpha * B; returns its path.
+def blend(a: str | Path, b: str | Path, alpha: float
+          ) -> tuple[dict, checkpoint.ModelMetadata]:
+  """(variables, metadata) of (1 - alpha) * A + alpha * B, in memory (nothing is written).
 
   alpha = 0 gives A's weights and 1 gives B's, bit for bit. The blend is computed in float64 and
-  stored in the models' own dtype (float32).
+  kept in the models' own dtype (float32). The metadata records both sources and alpha.
   """
-  a, b, out = Path(a), Path(b), Path(out)
+  a, b = Path(a), Path(b)
   if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
     raise InterpolationError(f"--alpha must be between 0 (model A) and 1 (model B), got {alpha}")
-  if out.absolute() in (a.absolute(), b.absolute()):
-    raise InterpolationError(f"-o {out} is one of the models being blended; write the blend to a "
-                             "new directory")
-  if out.exists() and not overwrite:
-    raise InterpolationError(f"{out} already exists; choose another -o or pass --force to "
-                             "replace it")
   a_vars, a_meta, a_arch = _load_generator(a)
   b_vars, b_meta, b_arch = _load_generator(b)
   if a_arch != b_arch:
@@ -71,14 +65,28 @@ def interpolate(a: str | Path, b: str | Path, alpha: float, out: str | Path, *,
     raise InterpolationError(f"{a} and {b} resize their output to different scales "
                              f"({sorted(map(str, scales))}); blend models of one output scale")
 
-  def blend(x, y):
+  def mix(x, y):
     mixed = (1.0 - alpha) * np.asarray(x, np.float64) + alpha * np.asarray(y, np.float64)
     return mixed.astype(np.asarray(x).dtype)
 
-  variables = jax.tree.map(blend, a_vars, b_vars)
+  variables = jax.tree.map(mix, a_vars, b_vars)
   source = {"format": "interpolation", "alpha": float(alpha),
             "a": _provenance(a, a_vars, a_meta), "b": _provenance(b, b_vars, b_meta)}
   if scales != {None}:
     source["output_scale"] = scales.pop()
-  metadata = checkpoint.ModelMetadata(kind="generator", arch=dict(a_meta.arch), source=source)
+  return variables, checkpoint.ModelMetadata(kind="generator", arch=dict(a_meta.arch),
+                                             source=source)
+
+
+def interpolate(a: str | Path, b: str | Path, alpha: float, out: str | Path, *,
+                overwrite: bool = False) -> Path:
+  """Writes the model directory `out` holding `blend(a, b, alpha)`; returns its path."""
+  a, b, out = Path(a), Path(b), Path(out)
+  if out.absolute() in (a.absolute(), b.absolute()):
+    raise InterpolationError(f"-o {out} is one of the models being blended; write the blend to a "
+                             "new directory")
+  if out.exists() and not overwrite:
+    raise InterpolationError(f"{out} already exists; choose another -o or pass --force to "
+                             "replace it")
+  variables, metadata = blend(a, b, alpha)
   return checkpoint.save(out, variables, metadata, overwrite=overwrite)

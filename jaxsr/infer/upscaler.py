@@ -206,8 +206,10 @@ class Upscaler:
   """Super-resolves images with a jaxsr generator directory.
 
   Args:
-    model_dir: a generator directory (`python -m jaxsr.convert`); anything else is refused with
-      a `checkpoint.CheckpointError`.
+    model_dir: a generator directory (`python -m jaxsr.convert`), or a generator already in
+      memory as a `(variables, checkpoint.ModelMetadata)` pair (for example a blend of two from
+      `jaxsr.convert.interpolation.blend`); anything else is refused with a
+      `checkpoint.CheckpointError`.
     dtype: "fp32" (or "float32"), or "bf16" ("bfloat16") to compute in bfloat16 (GPU/TPU;
       parameters stay fp32); see `jaxsr.models.precision`.
     tile: 0 runs each image whole (on one device). Otherwise the original's tile size: windows
@@ -243,7 +245,12 @@ class Upscaler:
     devices = list(jax.local_devices() if devices is None else devices)
     self.mesh = devices_lib.batch_mesh(devices)
     self.devices: int = len(devices)
-    variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
+    if isinstance(model_dir, tuple):
+      variables, metadata = model_dir
+      if metadata.kind != "generator":
+        raise checkpoint.CheckpointError(f"a {metadata.kind} cannot upscale; a generator is needed")
+    else:
+      variables, metadata = checkpoint.load(model_dir, expect_kind="generator")
     self.metadata = metadata
     # The weights' identity (derived DICOM series are keyed by it, not by a directory's name).
     self.weights_digest: str = checkpoint.weights_digest(variables)

@@ -14,11 +14,13 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
+import torch
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from convert import torch_networks as tn
 from jaxsr import upscale as cli
 from tests.upscale import reference
 
@@ -377,3 +379,41 @@ def test_the_next_file_is_read_and_the_last_written_while_the_network_runs(model
                                           .astype(np.float32) / 255), 0, 1)
     got = np.asarray(Image.open(tmp_path / "out" / f"{i}.png")).astype(np.float32) / 255
     assert np.abs(got - expected).max() <= 1 / 255 + 1e-6
+
+
+def test_blend_with_dials_between_two_generators_as_numpy_blends_their_weights(models, tmp_path,
+                                                                              radiograph, capsys):
+  nets, dirs = models
+  path, stored, shown = radiograph
+  other_net, other_dir = reference.small_generator(tmp_path, 2, seed=7)
+  alpha = 0.3
+  assert run("-i", path, "-o", tmp_path / "cr_x2.dcm", "--model", dirs[2], "--blend-with",
+             other_dir, "--alpha", alpha, "--tile", 0) == 0
+  # The reference: the official state dicts blended by NumPy in float64, in a PyTorch RRDBNet.
+  state_a, state_b = nets[2].state_dict(), other_net.state_dict()
+  blended = tn.RRDBNet(scale=2, num_block=1, num_feat=16, num_grow_ch=8).eval()
+  blended.load_state_dict({k: torch.from_numpy(
+      ((1 - alpha) * state_a[k].numpy().astype(np.float64)
+       + alpha * state_b[k].numpy().astype(np.float64)).astype(np.float32)) for k in state_a},
+      strict=True)
+  sr = reference.torch_sr_gray(blended, shown)
+  expected = np.round(stored.min() + (1.0 - sr) * (stored.max() - stored.min()))
+  out = pydicom.dcmread(tmp_path / "cr_x2.dcm")
+  assert np.abs(out.pixel_array.astype(int) - expected).max() <= 1
+  # Neither model alone gives this image: the dial is not a no-op.
+  alone = np.round(stored.min() + (1.0 - reference.torch_sr_gray(nets[2], shown))
+                   * (stored.max() - stored.min()))
+  assert np.abs(out.pixel_array.astype(int) - alone).max() > 1
+  # The blend names both models and alpha; it is a series of its own (other weights).
+  assert out.SeriesDescription == f"jaxsr x2 x2_f16_s2 0.3 to {other_dir.name}"
+  assert f"x2_f16_s2.pth blended 0.3 towards {other_dir.name}.pth" in out.DerivationDescription
+  # What cannot be blended is refused before anything is written.
+  for args, message in (
+      (["--alpha", 0.5], "--blend-with MODEL_B and --alpha X go together"),
+      (["--blend-with", other_dir], "--blend-with MODEL_B and --alpha X go together"),
+      (["--blend-with", other_dir, "--alpha", 1.5], "between 0 (model A) and 1 (model B)"),
+      (["--blend-with", dirs[4], "--alpha", 0.5], "different architectures (scale: 2 vs 4)"),
+      (["--blend-with", dirs["D"], "--alpha", 0.5], "holds a discriminator")):
+    assert run("-i", path, "-o", tmp_path / "refused", "--model", dirs[2], *args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
