@@ -357,7 +357,8 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   outscale = upscaler.scale if args.outscale is None else args.outscale
-  model_name, series_name = model_label(args.model), Path(model_label(args.model)).stem
+  model_name = model_label(args.model)
+  series_name = Path(model_name).stem
   if args.blend_with is not None:
     blend_name = model_label(args.blend_with)
     model_name += f" blended {args.alpha:g} towards {blend_name}"
