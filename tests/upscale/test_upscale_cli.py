@@ -404,7 +404,8 @@ def test_blend_with_dials_between_two_generators_as_numpy_blends_their_weights(m
   alone = np.round(stored.min() + (1.0 - reference.torch_sr_gray(nets[2], shown))
                    * (stored.max() - stored.min()))
   assert np.abs(out.pixel_array.astype(int) - alone).max() > 1
-  # The blend names both models and alpha; it is a series of its own (other weights).
+  # The blend names both models and alpha (its series UID is keyed by the blended weights, as
+  # test_a_series_folder_goes_to_one_new_series_or_stays_with_keep_series checks for any model).
   assert out.SeriesDescription == f"jaxsr x2 x2_f16_s2 0.3 to {other_dir.name}"
   assert f"x2_f16_s2.pth blended 0.3 towards {other_dir.name}.pth" in out.DerivationDescription
   # What cannot be blended is refused before anything is written.
