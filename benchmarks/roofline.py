@@ -8,13 +8,24 @@ fractions of that ceiling for both frameworks. `ratio_ceiling` is the jaxsr / Py
 jaxsr would reach if it ran at the best matmul rate measured, against PyTorch as measured: a
 target above it cannot be met without computing fewer FLOPs.
 
+Where a framework's convolutions beat its own matmul (PyTorch's oneDNN on an AMD Zen 5 does), the
+matmul bounds nothing. On CPUs the benchmarks then also record the arithmetic peak itself
+(`cpu_fma_peak_flops_per_s`: independent FMA chains in registers on every core, `fma_peak.c`
+compiled with the machine's C compiler), the fraction of it each framework reaches, and
+`ratio_ceiling_fma_peak`, the ratio jaxsr would reach at that peak: a hard bound.
+
 On GPUs the chip's published dense bf16 peak is added where the device is listed in
 `PUBLISHED_BF16_PEAK` (issue 12's target is a fraction of that peak).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -79,6 +90,30 @@ def torch_matmul_flops_per_s(device: str = "cpu", dtype=None, size: int | None =
   return 2.0 * size ** 3 / _best_seconds(run, repeats)
 
 
+FMA_PEAK_SOURCE = Path(__file__).with_name("fma_peak.c")
+
+
+def cpu_fma_peak_flops_per_s(threads: int | None = None, iterations: int = 100_000_000,
+                             repeats: int = 3) -> float | None:
+  """fp32 FLOP/s of `fma_peak.c` on `threads` threads (default: every core this process may
+  use), best of `repeats`; None when the machine has no C compiler (cc, gcc or clang).
+
+  Compiled with `-march=native`, so it uses the widest FMA the CPU has, as XLA's and oneDNN's
+  kernels do. 100 M iterations take about 0.5 s on a core with two AVX-512 FMA units.
+  """
+  compiler = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+  if compiler is None:
+    return None
+  threads = threads or len(os.sched_getaffinity(0))
+  with tempfile.TemporaryDirectory() as tmp:
+    binary = Path(tmp) / "fma_peak"
+    subprocess.run([compiler, "-O2", "-march=native", "-ffp-contract=fast", "-pthread",
+                    str(FMA_PEAK_SOURCE), "-o", str(binary)], check=True, capture_output=True)
+    return max(float(subprocess.run([str(binary), str(threads), str(iterations)], check=True,
+                                    capture_output=True, text=True).stdout)
+               for _ in range(repeats))
+
+
 def xla_flops(fn, *args) -> float:
   """FLOPs of `fn(*args)` by XLA's cost model, from the traced program (shapes only: `args` may
   be arrays or jax.ShapeDtypeStruct). A convolution counts two per multiply-add of an input pixel
@@ -101,9 +136,10 @@ def shape_structs(tree):
 
 
 def summary(flops: float, seconds: dict[str, float], matmul: dict[str, float],
-            device_kind: str = "") -> dict:
+            device_kind: str = "", fma_peak: float | None = None) -> dict:
   """The roofline record: `flops` per run; `seconds` and `matmul` (FLOP/s) keyed "jaxsr" and
-  "pytorch"."""
+  "pytorch"; `fma_peak`: the CPU's arithmetic peak in FLOP/s (`cpu_fma_peak_flops_per_s`), if
+  measured."""
   ceiling = max(matmul.values())
   achieved = {name: flops / s for name, s in seconds.items()}
   record = {
@@ -113,6 +149,10 @@ def summary(flops: float, seconds: dict[str, float], matmul: dict[str, float],
       "fraction_of_best_matmul_rate": {name: round(v / ceiling, 3) for name, v in achieved.items()},
       "ratio_ceiling": round(ceiling / achieved["pytorch"], 3),
   }
+  if fma_peak:
+    record["fma_peak_gflop_per_s"] = round(fma_peak / 1e9, 1)
+    record["fraction_of_fma_peak"] = {name: round(v / fma_peak, 3) for name, v in achieved.items()}
+    record["ratio_ceiling_fma_peak"] = round(fma_peak / achieved["pytorch"], 3)
   peak = next((v for k, v in PUBLISHED_BF16_PEAK.items() if k in device_kind), None)
   if peak:
     record["published_bf16_peak_tflop_per_s"] = peak / 1e12

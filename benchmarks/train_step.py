@@ -133,6 +133,9 @@ def interleaved(args) -> dict:
   torch_dtype = torch.float16 if torch_info["precision"].startswith("fp16") else torch.float32
   matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
             "pytorch": roofline.torch_matmul_flops_per_s(torch_info["device"], torch_dtype)}
+  # The fp32 arithmetic peak of the cores (a CPU run in fp32 only).
+  fma_peak = roofline.cpu_fma_peak_flops_per_s() \
+      if torch_info["device"] == "cpu" and args.dtype == "fp32" else None
   return {"jax": jax_info | {"step_s": float(np.median(jax_times)), "step_s_all": jax_times},
           "torch": torch_info | {"step_s": float(np.median(torch_times)),
                                  "step_s_all": torch_times},
@@ -140,7 +143,7 @@ def interleaved(args) -> dict:
           "per_round_jax_time_over_torch_time": ratios,
           "roofline": roofline.summary(
               flops, {"jaxsr": float(np.median(jax_times)), "pytorch": float(np.median(torch_times))},
-              matmul, jax_info["device"])}
+              matmul, jax_info["device"], fma_peak)}
 
 
 def main():

@@ -155,6 +155,9 @@ def main() -> None:
       upscaler.network, jax.ShapeDtypeStruct((1, windows[0], windows[0], 3), np.float32))
   matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
             "pytorch": roofline.torch_matmul_flops_per_s(torch_device, torch_dtype)}
+  # The fp32 arithmetic peak of the cores both sides ran on (a CPU run in fp32 only).
+  fma_peak = roofline.cpu_fma_peak_flops_per_s(1 if args.single_thread else None) \
+      if device.platform == "cpu" and args.dtype == "fp32" else None
   result = {
       "benchmark": "upscale_throughput",
       "model": MODELS[args.model][0],
@@ -173,7 +176,7 @@ def main() -> None:
       "roofline": roofline.summary(
           window_flops * len(windows) ** 2,
           {"jaxsr": jaxsr_times["best_s"], "pytorch": torch_times["best_s"]}, matmul,
-          device.device_kind),
+          device.device_kind, fma_peak),
   }
   if args.model == "compact":  # The same input and tiling through jaxsr's x4plus.
     x4plus = jaxsr_upscaler(demo.offline_model("x4plus"))

@@ -1,5 +1,6 @@
 """benchmarks/roofline.py: XLA's FLOP count against the count by hand, and the record's arithmetic."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,3 +50,27 @@ def test_matmul_rates_are_positive_and_finite():
   for rate in (roofline.jax_matmul_flops_per_s(size=128, repeats=1),
                roofline.torch_matmul_flops_per_s(size=128, repeats=1)):
     assert np.isfinite(rate) and rate > 0
+
+
+def test_summary_against_the_fma_peak():
+  record = roofline.summary(6e9, {"jaxsr": 2.0, "pytorch": 3.0}, {"jaxsr": 4e9, "pytorch": 5e9},
+                            "cpu", fma_peak=8e9)
+  assert record["fma_peak_gflop_per_s"] == 8.0
+  assert record["fraction_of_fma_peak"] == {"jaxsr": 0.375, "pytorch": 0.25}
+  assert record["ratio_ceiling_fma_peak"] == 4.0  # 8 GFLOP/s over PyTorch's 2.
+  assert "fma_peak_gflop_per_s" not in roofline.summary(
+      6e9, {"jaxsr": 2.0, "pytorch": 3.0}, {"jaxsr": 4e9, "pytorch": 5e9}, "cpu")
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("cc", "gcc", "clang")),
+                    reason="no C compiler to build benchmarks/fma_peak.c")
+def test_fma_peak_bounds_a_matmul_on_the_same_cores():
+  # A matmul is FMAs plus loads, so oneDNN's on every thread cannot beat the FMA peak of every core;
+  # and it reaches a good part of it (so the peak is not overcounted, e.g. by a folded loop).
+  import torch  # pylint: disable=import-outside-toplevel
+
+  peak = roofline.cpu_fma_peak_flops_per_s(threads=torch.get_num_threads(),
+                                           iterations=20_000_000)
+  matmul = roofline.torch_matmul_flops_per_s(size=1024, repeats=3)
+  assert matmul <= 1.1 * peak
+  assert matmul >= 0.1 * peak
