@@ -20,7 +20,10 @@ _PROBE = textwrap.dedent("""
     x, k = rng.random((1, 12, 12, 5), np.float32), rng.random((3, 3, 5, 4), np.float32)
     y = jax.jit(lambda x, k: jnp.maximum(jax.lax.conv_general_dilated(
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")), 0.0))(x, k)
+    # Reductions go to YNNPACK too: a norm over all but the channels, as of bias gradients.
+    norm = jax.jit(lambda x: jnp.sqrt(jnp.sum(x * x, axis=(0, 1, 2))))(x)
     np.save(sys.argv[1], np.asarray(y))
+    np.save(sys.argv[1] + ".norm.npy", np.asarray(norm))
     print(json.dumps({"added": added, "count": count, "devices": jax.device_count(),
                       "xla_flags": os.environ.get("XLA_FLAGS", "")}))
 """)
@@ -35,7 +38,12 @@ def _probe(tmp_path, xla_flags):
   run = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path / "y.npy")], env=env,
                        capture_output=True, text=True, timeout=300, check=False)
   assert run.returncode == 0, run.stderr[-3000:]
-  return json.loads(run.stdout.strip().splitlines()[-1]), np.load(tmp_path / "y.npy")
+  result = json.loads(run.stdout.strip().splitlines()[-1])
+  norm = np.load(tmp_path / "y.npy.norm.npy")
+  x = np.random.default_rng(0).random((1, 12, 12, 5), np.float32)
+  np.testing.assert_allclose(norm, np.linalg.norm(x.astype(np.float64).reshape(-1, 5), axis=0),
+                             rtol=1e-5)
+  return result, np.load(tmp_path / "y.npy")
 
 
 def _reference(seed=0):
@@ -51,7 +59,7 @@ def test_unfused_convolutions_are_asked_for_accepted_and_compute_the_same(tmp_pa
   # and a fused conv + ReLU equals SciPy's correlation.
   result, y = _probe(tmp_path, None)
   assert result["added"] and result["count"] == 2 and result["devices"] == 2
-  assert ("--xla_cpu_experimental_ynn_fusion_type=individual_convolution,individual_dot"
+  assert ("--xla_cpu_experimental_ynn_fusion_type=individual_convolution,individual_dot,reduce"
           in result["xla_flags"])
   np.testing.assert_allclose(y, _reference(), rtol=1e-5, atol=1e-5)
 
