@@ -40,15 +40,20 @@ def _probe(tmp_path, xla_flags):
   assert run.returncode == 0, run.stderr[-3000:]
   result = json.loads(run.stdout.strip().splitlines()[-1])
   norm = np.load(tmp_path / "y.npy.norm.npy")
-  x = np.random.default_rng(0).random((1, 12, 12, 5), np.float32)
+  x, _ = _inputs()
   np.testing.assert_allclose(norm, np.linalg.norm(x.astype(np.float64).reshape(-1, 5), axis=0),
                              rtol=1e-5)
   return result, np.load(tmp_path / "y.npy")
 
 
-def _reference(seed=0):
+def _inputs(seed=0):
+  """The probe's image and kernel, drawn as it draws them."""
   rng = np.random.default_rng(seed)
-  x, k = rng.random((1, 12, 12, 5), np.float32), rng.random((3, 3, 5, 4), np.float32)
+  return rng.random((1, 12, 12, 5), np.float32), rng.random((3, 3, 5, 4), np.float32)
+
+
+def _reference(seed=0):
+  x, k = _inputs(seed)
   out = np.stack([sum(signal.correlate2d(x[0, :, :, c], k[:, :, c, o], mode="same")
                       for c in range(5)) for o in range(4)], -1)
   return np.maximum(out, 0)[None]
