@@ -2,10 +2,11 @@
 
 Both sides run Real-ESRGAN's GAN fine-tuning iteration (G: L1 + VGG19 perceptual + GAN; D: real +
 fake; spectral norm; Adam; EMA) on random weights and data of the requested sizes. After each
-side's first step, their steps alternate (jax, torch, jax, torch, ...), so a shared or throttled
-machine slows both alike; the ratio is the median of the per-round ratios. Also records the
-roofline (`benchmarks/roofline.py`): the step's FLOPs, each side's achieved FLOP/s against the
-large-matmul rate measured in the same run. Prints JSON and writes it to --out.
+side's first step, their steps alternate (jax, torch, jax, torch, ...; PyTorch in a process of
+its own), so a shared or throttled machine slows both alike; the ratio is the median of the
+per-round ratios. Also records the roofline (`benchmarks/roofline.py`): the step's FLOPs, each
+side's achieved FLOP/s against the large-matmul rate measured in the same run. Prints JSON and
+writes it to --out.
 
     python benchmarks/train_step.py                           # CPU-sized defaults
     python benchmarks/train_step.py --batch 10 --gt 256 --blocks 23 --dtype bf16   # the paper, GPU
@@ -14,6 +15,7 @@ large-matmul rate measured in the same run. Prints JSON and writes it to --out.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -117,22 +119,50 @@ def torch_stepper(args):
           "precision": "fp16 autocast" if device == "cuda" and args.dtype == "bf16" else "fp32"}, one
 
 
+def torch_worker(args, connection):
+  """The PyTorch side, in its own process: answers "step" with one timed step and "matmul" with
+  its matmul rate, until "stop"."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  info, step = torch_stepper(args)
+  connection.send(info)
+  while (command := connection.recv()) != "stop":
+    if command == "step":
+      connection.send(timed(step))
+    else:  # PyTorch's matmul rate on the device and in the precision its step ran in.
+      dtype = torch.float16 if info["precision"].startswith("fp16") else torch.float32
+      connection.send(roofline.torch_matmul_flops_per_s(info["device"], dtype))
+
+
 def interleaved(args) -> dict:
-  """Both sides' first steps, then `args.steps` rounds of one jax step and one torch step."""
+  """Both sides' first steps, then `args.steps` rounds of one jax step and one torch step.
+
+  PyTorch runs in a process of its own (spawned, so it starts clean), as its users run it. In
+  one shared process the two sides' allocations share one heap and each side's times depend on
+  the other's: JAX's first rounds often took 2-3x its steady time there, never when alone. The
+  rounds still alternate, so the machine's noise reaches both sides alike.
+  """
+  context = multiprocessing.get_context("spawn")
+  connection, child_end = context.Pipe()
+  worker = context.Process(target=torch_worker, args=(args, child_end), daemon=True)
+  worker.start()
+  torch_info = connection.recv()  # Built (and its first step run) before JAX's side starts.
   jax_info, jax_step = jax_stepper(args)
-  torch_info, torch_step = torch_stepper(args)
+
+  def torch_step_s():
+    connection.send("step")
+    return connection.recv()
+
   jax_times, torch_times = [], []
   for _ in range(args.steps):
     jax_times.append(timed(jax_step))
-    torch_times.append(timed(torch_step))
+    torch_times.append(torch_step_s())
   ratios = [j / t for j, t in zip(jax_times, torch_times)]
   flops = jax_info.pop("flops")
-  import torch  # pylint: disable=import-outside-toplevel
-
-  # PyTorch's matmul rate on the device and in the precision its step ran in.
-  torch_dtype = torch.float16 if torch_info["precision"].startswith("fp16") else torch.float32
-  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
-            "pytorch": roofline.torch_matmul_flops_per_s(torch_info["device"], torch_dtype)}
+  connection.send("matmul")
+  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype), "pytorch": connection.recv()}
+  connection.send("stop")
+  worker.join()
   # The fp32 arithmetic peak of the cores (a CPU run in fp32 only).
   fma_peak = roofline.cpu_fma_peak_flops_per_s() \
       if torch_info["device"] == "cpu" and args.dtype == "fp32" else None

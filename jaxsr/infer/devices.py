@@ -10,6 +10,7 @@ nothing. Mirrors `jaxsr.train.sharding.use_cpu_cores`, which inference does not 
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 from pathlib import Path
@@ -42,7 +43,8 @@ _YNN_FUSION_FLAG = "xla_cpu_experimental_ynn_fusion_type"
 _YNN_FUSION_VALUE = "individual_convolution,individual_dot,reduce"
 
 
-def _backend_knows_flag(flag: str) -> bool:
+@functools.cache
+def backend_knows_flag(flag: str) -> bool:
   """Whether this jaxlib's XLA declares `flag` (an unknown flag in XLA_FLAGS aborts the process,
   and experimental flags come and go between releases)."""
   try:
@@ -65,7 +67,7 @@ def prefer_unfused_cpu_convolutions() -> bool:
   when this jaxlib does not know it.
   """
   current = os.environ.get("XLA_FLAGS", "")
-  if _YNN_FUSION_FLAG in current or not _backend_knows_flag(_YNN_FUSION_FLAG):
+  if _YNN_FUSION_FLAG in current or not backend_knows_flag(_YNN_FUSION_FLAG):
     return False
   os.environ["XLA_FLAGS"] = f"{current} --{_YNN_FUSION_FLAG}={_YNN_FUSION_VALUE}".strip()
   return True

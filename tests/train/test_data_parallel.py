@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -159,3 +160,28 @@ def test_num_devices_picks_the_first_devices_and_refuses_what_cannot_be():
     sharding.training_devices(5)
   with pytest.raises(ValueError, match="divisible by the number of devices"):
     sharding.check_batch_size(2, sharding.make_mesh(sharding.training_devices(4)))
+
+
+def test_memory_optimised_schedule_only_where_every_core_runs_a_device(monkeypatch):
+  """XLA's memory-optimised schedule for the CPU step where each core runs one device's program,
+  and XLA's default (which runs independent branches on spare cores) where cores are left over;
+  a step compiled with the option still computes what NumPy does."""
+  from jaxsr.infer import devices  # pylint: disable=import-outside-toplevel
+  from jaxsr.train import sharding  # pylint: disable=import-outside-toplevel
+
+  monkeypatch.setattr(devices, "cpu_cores", lambda: 2)
+  memory_optimised = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+  two, four = (sharding.make_mesh(jax.devices()[:n]) for n in (2, 4))
+  assert sharding.compiler_options(two) == memory_optimised
+  assert sharding.compiler_options(four) == memory_optimised
+  assert sharding.compiler_options(sharding.make_mesh(jax.devices()[:1])) == {}
+  monkeypatch.setattr(devices, "cpu_cores", lambda: 8)
+  assert sharding.compiler_options(four) == {}
+
+  rng = np.random.default_rng(0)
+  x, w = rng.random((4, 6), np.float32), rng.random((6, 3), np.float32)
+  data = sharding.batch_sharded(two)
+  out = jax.jit(lambda x, w: (jnp.tanh(x @ w), jnp.sum(x)), in_shardings=(data, None),
+                compiler_options=memory_optimised)(x, w)
+  np.testing.assert_allclose(out[0], np.tanh(x @ w), rtol=1e-5)
+  np.testing.assert_allclose(out[1], x.sum(), rtol=1e-5)
