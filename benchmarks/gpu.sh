@@ -18,8 +18,9 @@ for dtype in fp32 bf16; do
   timeout 150 "$PY" benchmarks/upscale_throughput.py --size 512 --tile 256 --tile-pad 24 \
       --batch 8 --repeats 3 --dtype "$dtype" --out "benchmarks/results/upscale_gpu_${dtype}.json"
   # PyTorch's side runs in a process of its own on the same GPU: leave it room beside JAX's pool.
-  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout 150 "$PY" benchmarks/train_step.py --batch 10 --gt 256 --blocks 23 --steps 10 \
-      --dtype "$dtype" --out "benchmarks/results/train_step_gpu_${dtype}.json"
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout 150 "$PY" benchmarks/train_step.py --batch 10 \
+      --gt 256 --blocks 23 --steps 10 --dtype "$dtype" \
+      --out "benchmarks/results/train_step_gpu_${dtype}.json"
 done
 # Issue 12's FLOP/s target: the x4plus forward on 512x512 tiles (its `roofline` record has the
 # fraction of the chip's published bf16 peak).
