@@ -15,7 +15,6 @@ writes it to --out.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # For the PyTorch reference (convert/).
 import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 import roofline  # pylint: disable=wrong-import-position  # benchmarks/roofline.py
+import torch_process  # pylint: disable=wrong-import-position  # benchmarks/torch_process.py
 
 
 def jax_stepper(args):
@@ -119,50 +119,34 @@ def torch_stepper(args):
           "precision": "fp16 autocast" if device == "cuda" and args.dtype == "bf16" else "fp32"}, one
 
 
-def torch_worker(args, connection):
-  """The PyTorch side, in its own process: answers "step" with one timed step and "matmul" with
-  its matmul rate, until "stop"."""
+def torch_side(args):
+  """The PyTorch side's (info, commands), built in its own process: "step" runs one timed step,
+  "matmul" measures PyTorch's matmul rate on the device and in the precision its step ran in."""
   import torch  # pylint: disable=import-outside-toplevel
 
   info, step = torch_stepper(args)
-  connection.send(info)
-  while (command := connection.recv()) != "stop":
-    if command == "step":
-      connection.send(timed(step))
-    else:  # PyTorch's matmul rate on the device and in the precision its step ran in.
-      dtype = torch.float16 if info["precision"].startswith("fp16") else torch.float32
-      connection.send(roofline.torch_matmul_flops_per_s(info["device"], dtype))
+  dtype = torch.float16 if info["precision"].startswith("fp16") else torch.float32
+  return info, {"step": lambda: timed(step),
+                "matmul": lambda: roofline.torch_matmul_flops_per_s(info["device"], dtype)}
 
 
 def interleaved(args) -> dict:
   """Both sides' first steps, then `args.steps` rounds of one jax step and one torch step.
 
-  PyTorch runs in a process of its own (spawned, so it starts clean), as its users run it. In
-  one shared process the two sides' allocations share one heap and each side's times depend on
-  the other's: JAX's first rounds often took 2-3x its steady time there, never when alone. The
+  PyTorch runs in a process of its own (`benchmarks/torch_process.py`), as its users run it. The
   rounds still alternate, so the machine's noise reaches both sides alike.
   """
-  context = multiprocessing.get_context("spawn")
-  connection, child_end = context.Pipe()
-  worker = context.Process(target=torch_worker, args=(args, child_end), daemon=True)
-  worker.start()
-  torch_info = connection.recv()  # Built (and its first step run) before JAX's side starts.
-  jax_info, jax_step = jax_stepper(args)
-
-  def torch_step_s():
-    connection.send("step")
-    return connection.recv()
-
-  jax_times, torch_times = [], []
-  for _ in range(args.steps):
-    jax_times.append(timed(jax_step))
-    torch_times.append(torch_step_s())
+  with torch_process.TorchProcess(torch_side, args) as torch_steps:
+    torch_info = torch_steps.info  # Built (and its first step run) before JAX's side starts.
+    jax_info, jax_step = jax_stepper(args)
+    jax_times, torch_times = [], []
+    for _ in range(args.steps):
+      jax_times.append(timed(jax_step))
+      torch_times.append(torch_steps("step"))
+    matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
+              "pytorch": torch_steps("matmul")}
   ratios = [j / t for j, t in zip(jax_times, torch_times)]
   flops = jax_info.pop("flops")
-  connection.send("matmul")
-  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype), "pytorch": connection.recv()}
-  connection.send("stop")
-  worker.join()
   # The fp32 arithmetic peak of the cores (a CPU run in fp32 only).
   fma_peak = roofline.cpu_fma_peak_flops_per_s() \
       if torch_info["device"] == "cpu" and args.dtype == "fp32" else None

