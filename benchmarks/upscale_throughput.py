@@ -116,10 +116,11 @@ def torch_side(model: str, state: dict, image: np.ndarray, tiling_options: dict,
                 "matmul": lambda: roofline.torch_matmul_flops_per_s(device, torch_dtype)}
 
 
-def seconds_of(run) -> float:
+def timed_run(run) -> tuple[float, np.ndarray]:
+  """(seconds `run()` takes with its output made a host array, that output)."""
   start = time.perf_counter()
-  np.asarray(run())
-  return time.perf_counter() - start
+  out = np.asarray(run())
+  return time.perf_counter() - start, out
 
 
 def summary(first: float, seconds: list[float]) -> dict:
@@ -168,12 +169,13 @@ def main() -> None:
   with torch_process.TorchProcess(torch_side, args.model, ncnn.read_generator(weights).state, image,
                                   tiling_options, args.dtype, args.single_thread) as torch_runs:
     jaxsr_run = lambda: upscaler.upscale_pixels(image)
-    jaxsr_first, torch_first = seconds_of(jaxsr_run), torch_runs("run")
+    (jaxsr_first, _), torch_first = timed_run(jaxsr_run), torch_runs("run")
     jaxsr_seconds, torch_seconds = [], []
     for _ in range(args.repeats):
-      jaxsr_seconds.append(seconds_of(jaxsr_run))
+      seconds, jaxsr_out = timed_run(jaxsr_run)
+      jaxsr_seconds.append(seconds)
       torch_seconds.append(torch_runs("run"))
-    jaxsr_out, torch_out = np.asarray(jaxsr_run()), torch_runs("output")
+    torch_out = torch_runs("output")
     torch_info = torch_runs.info
     torch_matmul = torch_runs("matmul")
   jaxsr_times = summary(jaxsr_first, jaxsr_seconds)
@@ -214,8 +216,8 @@ def main() -> None:
   if args.model == "compact":  # The same input and tiling through jaxsr's x4plus.
     x4plus = jaxsr_upscaler(demo.offline_model("x4plus"))
     x4plus_run = lambda: x4plus.upscale_pixels(image)
-    x4plus_times = summary(seconds_of(x4plus_run),
-                           [seconds_of(x4plus_run) for _ in range(args.repeats)])
+    x4plus_times = summary(timed_run(x4plus_run)[0],
+                           [timed_run(x4plus_run)[0] for _ in range(args.repeats)])
     result["jaxsr_x4plus"] = x4plus_times
     result["jaxsr_compact_over_x4plus_throughput"] = round(
         x4plus_times["best_s"] / jaxsr_times["best_s"], 2)
