@@ -79,6 +79,11 @@ def get_config():
                "on 8x8 block means (jaxsr.train.losses.block_mean_l1, weight 1) holds it "
                "directly",
            overrides={"loss.low_frequency_weight": 1.0}),
+      dict(name="ema-debias", label="symmetric-only with the bias-corrected EMA",
+           why="the EMA starts as the pretrained generator and still holds ema_decay**T of it "
+               "after T steps (16 % after 180 steps at 0.99); corrected as Adam corrects its "
+               "moments, it averages only the trained generators (jaxsr.train.step.ema_decay_at)",
+           overrides={"ema_debias": True}),
       dict(name="no-perceptual", label="symmetric-only without the perceptual term",
            why="is the VGG feature loss what smooths the lung texture away, or what paints it?",
            overrides={"perceptual.network": "none"}),

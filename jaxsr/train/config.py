@@ -48,6 +48,10 @@ def base_config() -> ml_collections.ConfigDict:
                                                low_frequency_block=8))
   config.optimizer = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
   config.ema_decay = 0.999
+  # Not in the paper (False keeps its recipe): bias-correct the EMA as Adam does its moments, so
+  # the starting weights take no part in it (jaxsr.train.step.ema_decay_at). The original's EMA
+  # starts as the pretrained generator and still holds ema_decay**T of it after T steps.
+  config.ema_debias = False
 
   config.data = input_pipeline.default_config()
   # A source spec (jaxsr.data.source_specs): "tfds:NAME[/CONFIG]" (prepared, in data_dir),
@@ -70,11 +74,15 @@ def base_config() -> ml_collections.ConfigDict:
       protocol="auto",
       # Pairs are made at the protocol's full resolution (chest-x4: GT 1024, LR 256) and scored on
       # `crops_per_image` fixed LR windows of `crop` x `crop` pixels (GT windows protocol-scale
-      # times larger): the GT grid cells with the most Sobel gradient energy that are not
-      # background (mean > 0.05), where smoothing or invented texture shows. Not used by "custom".
-      # All crops go through the network in one batch; a network of another scale than the
-      # protocol's is resized to it with PIL Lanczos, as jaxsr.evaluate does.
-      crop=48, crops_per_image=2,
+      # times larger), GT grid cells that are not background (mean > 0.05), chosen by `windows`:
+      # "strata" splits the cells by mean intensity into crops_per_image groups and takes the
+      # most textured (Sobel gradient energy) cell of each, so smoothing or invented texture
+      # shows and the mean bias follows the whole image's (a drift of the mid-tones included);
+      # "texture" takes the most textured cells wherever they are (often all at edges of one
+      # brightness). Not used by "custom". All crops go through the network in one batch; a
+      # network of another scale than the protocol's is resized to it with PIL Lanczos, as
+      # jaxsr.evaluate does.
+      crop=48, crops_per_image=2, windows="strata",
       # The EMA generator with the best `best_metric` so far ("psnr", "ssim", "hfen", or "bias":
       # the smallest |bias|; "" for none) is exported to WORKDIR/export/generator_best (step 0's,
       # the starting weights, competes too). "grad_ratio" is best at 1, not at an extreme, so it

@@ -5,7 +5,7 @@ Order and semantics follow RealESRGANModel.optimize_parameters:
      + w_gan * BCE(D(sr), real). D runs in train mode (one spectral-norm power iteration).
   2. D step on the same sr (detached): BCE(D(gt), real) + BCE(D(sr), fake), two more iterations;
      both terms' gradients are summed into one Adam step, as PyTorch accumulates them.
-  3. EMA of G after both steps.
+  3. EMA of G after both steps (optionally bias-corrected: `ema_decay_at`).
 
 Discriminator warm-up (BasicSR's `net_d_init_iters`, `config.d_warmup_steps`): for the first
 steps G is not optimised (its forward still feeds D the fakes, and D's spectral norm skips the
@@ -30,14 +30,35 @@ from jaxsr.train import losses
 from jaxsr.train.state import TrainState
 
 
+def ema_decay_at(step: jax.Array, decay: float, *, debias: bool, first_g_step: int = 0):
+  """The EMA decay of the update that follows `step` completed steps.
+
+  Without `debias`, the constant `decay`: the original's EMA starts as a copy of the starting
+  generator, which keeps the weight decay**T after T steps (0.99**180 = 16 % after the demo's
+  180 steps, 0.999**300 = 74 % after 300 steps at the paper's decay), so a short run's EMA is
+  still partly the pretrained network, with its bias.
+
+  With `debias`, the EMA is bias-corrected as Adam corrects its moments: after the t-th G update
+  (counted from `first_g_step`, where the D warm-up ends) it is the average of those t generators
+  weighted by decay**(t - s), the starting weights taking no part. As a recurrence on the same
+  state that is the decay decay * (1 - decay**(t-1)) / (1 - decay**t): 0 at t = 1 (the EMA becomes
+  the first trained generator), tending to `decay` as t grows. During the D warm-up (t <= 0, G
+  held at its starting weights) it is 0 as well, so the EMA stays the starting generator.
+  """
+  if not debias:
+    return decay
+  t = jnp.maximum(step + 1 - first_g_step, 1).astype(jnp.float32)
+  return decay * (1.0 - decay ** (t - 1.0)) / (1.0 - decay ** t)
+
+
 def make_train_step(generator, discriminator, features_fn: Callable | None, config,
                     g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
                     axis_name: str | None = None):
   """Returns train_step(state, batch, perceptual_params) -> (state, metrics).
 
   `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
-  or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`
-  and `d_warmup_steps` (0: none). Its optional `low_frequency_weight` (default 0: the paper's
+  or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`,
+  the optional `ema_debias` (default False: the original's EMA) and `d_warmup_steps` (0: none). Its optional `low_frequency_weight` (default 0: the paper's
   recipe) adds that weight times `losses.block_mean_l1(sr, gt, low_frequency_block)` to G's loss.
 
   `axis_name`: the step runs on one shard of the batch per device (`sharding.jit_data_parallel`,
@@ -47,6 +68,7 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
   """
   layer_weights = dict(config.perceptual_layer_weights)
   warmup_steps = int(config.d_warmup_steps)
+  ema_debias = bool(config.get("ema_debias", False))
   low_frequency_weight = float(config.get("low_frequency_weight", 0.0))
   low_frequency_block = int(config.get("low_frequency_block", 8))
   if axis_name is None:
@@ -117,7 +139,8 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
     d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
 
-    decay = config.ema_decay
+    decay = ema_decay_at(state.step, config.ema_decay, debias=ema_debias,
+                         first_g_step=warmup_steps)
     ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
 
     new_state = state.replace(step=state.step + 1, g_params=g_params, g_opt_state=g_opt_state,

@@ -94,6 +94,7 @@ def _loss_config(config) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       pixel_weight=config.loss.pixel_weight, perceptual_weight=config.loss.perceptual_weight,
       gan_weight=config.loss.gan_weight, ema_decay=config.ema_decay,
+      ema_debias=config.ema_debias,
       low_frequency_weight=config.loss.low_frequency_weight,
       low_frequency_block=config.loss.low_frequency_block,
       d_warmup_steps=config.discriminator.warmup_steps))

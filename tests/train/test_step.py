@@ -267,3 +267,36 @@ def test_adam_of_the_recipe_equals_numpy_adam_over_several_steps():
     m_hat, v_hat = m / (1 - opt.b1 ** t), v / (1 - opt.b2 ** t)
     np.testing.assert_allclose(np.asarray(updates["w"]), -opt.lr * m_hat / (np.sqrt(v_hat) + opt.eps),
                                rtol=1e-5, atol=1e-12, err_msg=f"step {t}")
+
+
+def test_debiased_ema_is_the_decay_weighted_mean_of_the_trained_generators():
+  # NumPy reference: after t G updates, sum_s decay**(t-s) * G_s / sum_s decay**(t-s) over the
+  # trained generators G_1..G_t; the starting weights and the D warm-up step take no part.
+  _, _, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(4)
+  rng = np.random.default_rng(4)
+  batch = {"lq": jnp.asarray(rng.random((2, 8, 8, 3), np.float32)),
+           "gt": jnp.asarray(rng.random((2, 32, 32, 3), np.float32))}
+  batch["gt_usm"] = batch["gt"]
+  decay = 0.5
+  config = loss_config()
+  config.update(ema_decay=decay, ema_debias=True, d_warmup_steps=1)
+  step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch), None,
+                                 config, g_tx, d_tx))
+  state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
+  start = [np.asarray(x, np.float64) for x in jax.tree.leaves(state.g_params)]
+  trained = []
+  state, _ = step(state, batch, None)  # The D warm-up step: G held, the EMA stays the start.
+  for got, want in zip(jax.tree.leaves(state.ema_params), start):
+    np.testing.assert_array_equal(got, want)
+  for t in range(1, 5):
+    state, _ = step(state, batch, None)
+    trained.append([np.asarray(x, np.float64) for x in jax.tree.leaves(state.g_params)])
+    weights = decay ** (t - np.arange(1, t + 1))
+    farthest = 0.0
+    for i, got in enumerate(jax.tree.leaves(state.ema_params)):
+      want = sum(w * g[i] for w, g in zip(weights, trained)) / weights.sum()
+      np.testing.assert_allclose(got, want, rtol=1e-6, atol=2e-8, err_msg=f"update {t}")
+      # The original's EMA (started at the pretrained weights) is measurably elsewhere.
+      plain = decay ** t * start[i] + (1 - decay) * sum(w * g[i] for w, g in zip(weights, trained))
+      farthest = max(farthest, np.abs(plain - want).max())
+    assert farthest > 1e-5, t

@@ -99,8 +99,9 @@ def summary_scalars(logdir: Path) -> dict[str, dict[int, float]]:
 
 def held_out_psnr(data: Path, upscale) -> float:
   """Mean PSNR over the held-out crops of the folder's (colour) images, recomputed independently
-  (tests/train/validation_reference.py): retina-x2 pairs (GT 512), the two 96 px GT windows with
-  the most Sobel energy, `upscale(lr_crop)`'s output Lanczos-resized to x2 where it is not, in 8
+  (tests/train/validation_reference.py): retina-x2 pairs (GT 512), the 96 px GT windows of the
+  default `validation.windows="strata"` (two intensity strata, the most Sobel energy in each),
+  `upscale(lr_crop)`'s output Lanczos-resized to x2 where it is not, in 8
   bits, 2-pixel border cropped, scikit-image's PSNR."""
   from jaxsr.evaluate import protocols
   from tests.train import validation_reference as ref
@@ -110,7 +111,7 @@ def held_out_psnr(data: Path, upscale) -> float:
   for path in sorted(data.glob("*.png")):
     image = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
     gt, lr = protocols.make_pair(image, protocol)
-    for top, left in ref.windows(gt, 96, 2, border=2):
+    for top, left in ref.strata_windows(gt, 96, 2, border=2):
       sr = ref.as_scored(upscale(lr[top // 2:top // 2 + 48, left // 2:left // 2 + 48]), (96, 96),
                          gray=False)
       values.append(ref.psnr_and_bias(sr, gt[top:top + 96, left:left + 96], border=2)[0])

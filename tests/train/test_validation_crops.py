@@ -63,6 +63,45 @@ def test_the_window_with_the_texture_is_chosen_and_dark_busy_cells_are_not(tmp_p
       (2 * 192, 3 * 192), (0, 0)]
 
 
+def test_strata_windows_span_the_intensities_and_catch_a_drift_the_texture_windows_miss(tmp_path):
+  # Gray 1024x1024 (chest-x4 as is; cells of 192 px): the left three cell columns a dark-gray
+  # field (0.3), the rest a bright one (0.8), both with faint texture, and two strongly textured
+  # cells in the bright part. The texture windows both lie in the bright part; the two intensity
+  # strata (13 and 12 of the 25 cells) give one window in each.
+  rng = np.random.default_rng(5)
+  image = np.where(np.arange(1024)[None, :, None] < 3 * 192, 0.3, 0.8).astype(np.float32)
+  image = np.repeat(image, 1024, axis=0) + rng.normal(0, 0.01, (1024, 1024, 1)).astype(np.float32)
+  for top, left in ((0, 3 * 192), (3 * 192, 4 * 192)):
+    image[top + 10:top + 180, left + 10:left + 180] += rng.uniform(
+        -0.15, 0.15, (170, 170, 1)).astype(np.float32)
+  image = ref.save(tmp_path / "data", "halves.png", np.clip(image, 0, 1))
+  texture = validation.Validation(config(tmp_path / "data", windows="texture"), gt_size=32,
+                                  scale=4, local_batch=2)
+  strata = validation.Validation(config(tmp_path / "data", windows="strata"), gt_size=32,
+                                 scale=4, local_batch=2)
+  texture_corners = [(c.top, c.left) for c in texture.crops]
+  strata_corners = [(c.top, c.left) for c in strata.crops]
+  assert texture_corners == ref.windows(image, 192, 2, border=4)
+  assert sorted(texture_corners) == [(0, 3 * 192), (3 * 192, 4 * 192)]
+  assert strata_corners == ref.strata_windows(image, 192, 2, border=4)
+  assert [left < 3 * 192 for _, left in strata_corners] == [True, False]  # Dark, then bright.
+  # Three strata (9, 8 and 8 cells) as the reference deals them.
+  assert [(c.top, c.left) for c in validation.Validation(
+      config(tmp_path / "data", windows="strata", crops_per_image=3), gt_size=32, scale=4,
+      local_batch=2).crops] == ref.strata_windows(image, 192, 3, border=4)
+  # A "network" that brightens only the dark field by 3 levels: the texture windows see no
+  # drift, the strata windows half of it (one window of two).
+  def brighten_dark(lq):
+    sr = ref.bicubic_x4_plus(0)(lq)
+    return np.where(sr < 0.55, sr + 3 / 255, sr)
+  offset = lambda v: v(brighten_dark)["val/bias"] - v(ref.bicubic_x4_plus(0))["val/bias"]
+  assert abs(offset(texture)) < 0.05
+  assert offset(strata) == pytest.approx(1.5, abs=0.2)
+  with pytest.raises(ValueError, match="validation.windows"):
+    validation.Validation(config(tmp_path / "data", windows="edges"), gt_size=32, scale=4,
+                          local_batch=2)
+
+
 @pytest.fixture(scope="module")
 def gray_and_colour(tmp_path_factory):
   """A gray 1024 image (chest-x4 as is) and a colour 512 one (retina-x2 as is), smooth textures."""

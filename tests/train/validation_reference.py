@@ -34,6 +34,34 @@ def windows(gt: np.ndarray, cell: int, count: int, border: int,
   return [(top, left) for _, _, top, left in sorted(cells)[:count]]
 
 
+def strata_windows(gt: np.ndarray, cell: int, count: int, border: int,
+                   dark: float = 0.05) -> list[tuple[int, int]]:
+  """(top, left) of one cell per intensity stratum: the non-flat cells brighter than `dark`, in
+  order of their insides' mean (ties: raster order), dealt into `count` runs whose lengths differ
+  by at most one (longer runs first), and from each run the cell with the most Sobel energy (ties:
+  the earlier in that order)."""
+  cells = []
+  for i in range(gt.shape[0] // cell):
+    for j in range(gt.shape[1] // cell):
+      inside = np.asarray(gt, np.float64)[i * cell + border:(i + 1) * cell - border,
+                                          j * cell + border:(j + 1) * cell - border]
+      energy = sum(np.mean(ndimage.sobel(inside[..., c], axis=0, mode="reflect") ** 2
+                           + ndimage.sobel(inside[..., c], axis=1, mode="reflect") ** 2)
+                   for c in range(inside.shape[2]))
+      if energy > 0 and inside.mean() > dark:
+        cells.append((inside.mean(), i * cell, j * cell, energy))
+  cells.sort(key=lambda c: c[:3])
+  runs = min(count, len(cells))
+  picked, start = [], 0
+  for r in range(runs):
+    length = len(cells) // runs + (1 if r < len(cells) % runs else 0)
+    run = cells[start:start + length]
+    start += length
+    best = max(range(len(run)), key=lambda k: (run[k][3], -k))
+    picked.append((run[best][1], run[best][2]))
+  return picked
+
+
 def pil(image: np.ndarray, size: tuple[int, int], method) -> np.ndarray:
   """Each channel resized to (height, width) by PIL in 'F' mode."""
   return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32))
