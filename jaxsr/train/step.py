@@ -58,8 +58,9 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
 
   `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
   or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`,
-  the optional `ema_debias` (default False: the original's EMA) and `d_warmup_steps` (0: none). Its optional `low_frequency_weight` (default 0: the paper's
-  recipe) adds that weight times `losses.block_mean_l1(sr, gt, low_frequency_block)` to G's loss.
+  the optional `ema_debias` (default False: the original's EMA) and `d_warmup_steps` (0: none).
+  Its optional `low_frequency_weight` (default 0: the paper's recipe) adds that weight times
+  `losses.block_mean_l1(sr, gt, low_frequency_block)` to G's loss.
 
   `axis_name`: the step runs on one shard of the batch per device (`sharding.jit_data_parallel`,
   a shard_map over that mesh axis). Gradients and metrics are then averaged over the axis before

@@ -88,6 +88,11 @@ def protocol_name(requested: str, image: np.ndarray, source_protocol: Optional[s
 WINDOW_CHOICES = ("strata", "texture")
 
 
+def check_window_choice(choice: str) -> None:
+  if choice not in WINDOW_CHOICES:
+    raise ValueError(f"validation.windows must be one of {WINDOW_CHOICES}, got {choice!r}")
+
+
 def select_windows(gt: np.ndarray, cell: int, count: int, border: int = 0,
                    choice: str = "texture") -> list[tuple[int, int]]:
   """(top, left) GT corners of the `count` grid cells of side `cell` to score.
@@ -110,8 +115,7 @@ def select_windows(gt: np.ndarray, cell: int, count: int, border: int = 0,
   Raises:
     ValueError: if not one cell fits into the image, or `choice` is not one of WINDOW_CHOICES.
   """
-  if choice not in WINDOW_CHOICES:
-    raise ValueError(f"validation.windows must be one of {WINDOW_CHOICES}, got {choice!r}")
+  check_window_choice(choice)
   rows, cols = gt.shape[0] // cell, gt.shape[1] // cell
   if rows == 0 or cols == 0 or cell <= 2 * border:
     raise ValueError(f"a {cell}x{cell} GT window does not fit into a {gt.shape[:2]} GT; lower "
@@ -170,8 +174,7 @@ class Validation:
     requested = config.protocol
     crop, per_image = config.crop, config.crops_per_image
     choice = config.get("windows", "texture")
-    if choice not in WINDOW_CHOICES:
-      raise ValueError(f"validation.windows must be one of {WINDOW_CHOICES}, got {choice!r}")
+    check_window_choice(choice)  # Before any image is read (the "custom" protocol never picks).
     if crop < 1 or per_image < 1:
       raise ValueError(f"validation.crop ({crop}) and crops_per_image ({per_image}) must be >= 1")
     self._protocols: dict[str, ml_collections.ConfigDict] = {}
