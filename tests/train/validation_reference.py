@@ -20,7 +20,13 @@ def windows(gt: np.ndarray, cell: int, count: int, border: int,
   """(top, left) of the `count` cells of a top-left-anchored grid whose insides (`border` pixels
   off each side) have the most Sobel energy, among those brighter than `dark` on average
   (darker cells only after all brighter ones; flat cells never)."""
-  cells = []
+  cells = [(mean <= dark, -energy, top, left)
+           for top, left, mean, energy in _cells(gt, cell, border) if energy > 0]
+  return [(top, left) for _, _, top, left in sorted(cells)[:count]]
+
+
+def _cells(gt: np.ndarray, cell: int, border: int):
+  """(top, left, mean, Sobel energy) of each cell's inside, in raster order."""
   for i in range(gt.shape[0] // cell):
     for j in range(gt.shape[1] // cell):
       inside = np.asarray(gt, np.float64)[i * cell + border:(i + 1) * cell - border,
@@ -29,9 +35,7 @@ def windows(gt: np.ndarray, cell: int, count: int, border: int,
       for c in range(inside.shape[2]):  # scipy's 'reflect' is half-sample symmetric.
         energy += np.mean(ndimage.sobel(inside[..., c], axis=0, mode="reflect") ** 2
                           + ndimage.sobel(inside[..., c], axis=1, mode="reflect") ** 2)
-      if energy > 0:
-        cells.append((inside.mean() <= dark, -energy, i * cell, j * cell))
-  return [(top, left) for _, _, top, left in sorted(cells)[:count]]
+      yield i * cell, j * cell, inside.mean(), energy
 
 
 def strata_windows(gt: np.ndarray, cell: int, count: int, border: int,
@@ -40,17 +44,8 @@ def strata_windows(gt: np.ndarray, cell: int, count: int, border: int,
   order of their insides' mean (ties: raster order), dealt into `count` runs whose lengths differ
   by at most one (longer runs first), and from each run the cell with the most Sobel energy (ties:
   the earlier in that order)."""
-  cells = []
-  for i in range(gt.shape[0] // cell):
-    for j in range(gt.shape[1] // cell):
-      inside = np.asarray(gt, np.float64)[i * cell + border:(i + 1) * cell - border,
-                                          j * cell + border:(j + 1) * cell - border]
-      energy = sum(np.mean(ndimage.sobel(inside[..., c], axis=0, mode="reflect") ** 2
-                           + ndimage.sobel(inside[..., c], axis=1, mode="reflect") ** 2)
-                   for c in range(inside.shape[2]))
-      if energy > 0 and inside.mean() > dark:
-        cells.append((inside.mean(), i * cell, j * cell, energy))
-  cells.sort(key=lambda c: c[:3])
+  cells = sorted((mean, top, left, energy) for top, left, mean, energy in _cells(gt, cell, border)
+                 if energy > 0 and mean > dark)
   runs = min(count, len(cells))
   picked, start = [], 0
   for r in range(runs):
