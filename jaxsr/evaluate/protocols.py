@@ -83,6 +83,9 @@ def get_protocol(name: str, **overrides) -> ml_collections.ConfigDict:
   config.metrics.ssim_sigma = 1.5
   config.metrics.hfen_sigma = 1.5  # Laplacian-of-Gaussian sigma of HFEN.
   config.metrics.lpips_net = "alex"  # 'alex', 'vgg' or '' (skip LPIPS).
+  # Texture preservation (radiographs): the gradient-energy ratio inside GT's texture areas
+  # (metrics.texture_areas), where lung texture lives; the whole-image ratio mostly weighs edges.
+  config.metrics.texture = name == "chest-x4"
   # Vessel preservation (fundus only): Frangi vesselness of the green channel.
   config.metrics.vessel = name == "retina-x2"
   config.metrics.vessel_sigmas = (1.0, 2.0, 3.0, 4.0)  # Vessel radii of a 512 px fundus image.

@@ -34,6 +34,7 @@ METRIC_LABELS = {
     "lpips": "LPIPS ↓",
     "hfen": "HFEN ↓",
     "grad_ratio": "Grad. energy ratio (1 = GT)",
+    "texture_ratio": "Texture-area grad. ratio (1 = GT)",
     "bias": "Mean bias (levels, 0 = GT)",
     "vessel_r": "Vessel r ↑",
     "vessel_f1": "Vessel F1 ↑",

@@ -29,7 +29,7 @@ from jaxsr.evaluate import report
 from jaxsr.evaluate.metrics import METRIC_DIRECTIONS, distance_from_best
 from jaxsr.study.writeup import format_number
 
-METRICS = ("psnr", "ssim", "lpips", "grad_ratio", "bias", "vessel_f1")
+METRICS = ("psnr", "ssim", "lpips", "grad_ratio", "texture_ratio", "bias", "vessel_f1")
 
 
 class SeedsError(ValueError):

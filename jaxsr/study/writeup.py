@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 from jaxsr.evaluate import report
 
 # Columns of the study's main table, per protocol; vessel scores exist for fundus images only.
-TABLE_METRICS = ("psnr", "ssim", "lpips", "hfen", "grad_ratio", "bias", "vessel_f1")
+TABLE_METRICS = ("psnr", "ssim", "lpips", "hfen", "grad_ratio", "texture_ratio", "bias",
+                 "vessel_f1")
 
 
 def cpu_name() -> str:
@@ -28,7 +29,7 @@ def format_number(value: float | None, metric: str, signed: bool = False) -> str
   a sign on the bias (and on anything `signed`, such as differences)."""
   if value is None or not math.isfinite(value):
     return "n/a"
-  decimals = 2 if metric in ("psnr", "bias", "grad_ratio") else 4
+  decimals = 2 if metric in ("psnr", "bias", "grad_ratio", "texture_ratio") else 4
   sign = "+" if signed or metric == "bias" else ""
   return f"{value:{sign}.{decimals}f}"
 

@@ -221,6 +221,9 @@ class Validation:
         protocol = protocols.get_protocol(name)
       protocol.metrics.lpips_net = ""  # Seconds per call on a CPU; the final evaluation has it.
       protocol.metrics.vessel = False  # Needs the whole fundus (field of view), not a crop.
+      # The texture areas are the calm half of a whole radiograph; a window picked for its
+      # texture has few. The final evaluation scores it; here every protocol logs the same keys.
+      protocol.metrics.texture = False
       self._protocols[name] = protocol
       self._suites[name] = metrics.ImageMetrics(protocol.metrics)
     return self._protocols[name]

@@ -171,6 +171,76 @@ def test_image_metrics_with_vessels_reuses_gt_work_and_checks_shapes():
     score(sr[:-2])
 
 
+def _textured_radiograph(size=96, seed=0):
+  """Mid-gray field with two bright blocks (strong edges, like ribs and the mediastinum), fine
+  random texture everywhere and a black collimator strip on the left: (gt, texture)."""
+  rng = np.random.default_rng(seed)
+  base = np.full((size, size), 0.45)
+  base[10:40, 20:80] = 0.85
+  base[60:85, 50:70] = 0.75
+  base[:, :8] = 0.0
+  texture = 0.03 * ndimage.gaussian_filter(rng.standard_normal((size, size)), 0.7)
+  texture[:, :8] = 0.0
+  gt = np.clip(base + texture, 0, 1)
+  return np.repeat(gt[..., None], 3, -1).astype(np.float32), texture
+
+
+def _reference_texture_areas(gt, sigma=4.0, fraction=0.5, dark=0.05):
+  gray = gt.astype(np.float64).mean(-1)
+  coarse = ndimage.gaussian_filter(gray, sigma, mode="reflect", truncate=4.0)
+  energy = ndimage.sobel(coarse, 0, mode="reflect")**2 + ndimage.sobel(coarse, 1, mode="reflect")**2
+  foreground = gray > dark
+  return foreground & (energy <= np.quantile(energy[foreground], fraction))
+
+
+def _reference_gradient_energy(image, mask):
+  image = image.astype(np.float64)
+  energy = sum(ndimage.sobel(image, axis, mode="reflect")**2 for axis in (0, 1))
+  return energy.sum(-1)[mask].sum()
+
+
+def test_texture_ratio_sees_smoothed_texture_that_the_whole_image_ratio_misses():
+  gt, texture = _textured_radiograph()
+  # SR keeps the edges and halves the texture: gradient energy of the texture drops to about 1/4.
+  sr = np.clip(gt - 0.5 * texture[..., None], 0, 1).astype(np.float32)
+  areas = metrics.texture_areas(gt)
+  expected_areas = _reference_texture_areas(gt)
+  assert areas.shape == gt.shape[:2] and areas.dtype == bool
+  # float32 against float64 may flip pixels whose energy sits at the quantile itself.
+  assert np.mean(areas != expected_areas) < 0.002
+  assert not areas[:, :8].any()  # The collimator black is never a texture area.
+  assert abs(areas.sum() - 0.5 * (gt[..., 0] > 0.05).sum()) <= 2
+  ratio = metrics.texture_ratio(sr, gt, areas)
+  expected = (_reference_gradient_energy(sr, areas) / _reference_gradient_energy(gt, areas))
+  assert ratio == pytest.approx(expected, rel=1e-4)
+  assert 0.2 < ratio < 0.35
+  # Over the whole image the block edges dominate, and the same SR looks nearly as sharp as GT.
+  assert metrics.gradient_energy_ratio(sr, gt) > 0.8
+  assert metrics.texture_ratio(gt, gt, areas) == pytest.approx(1.0)
+
+
+def test_texture_areas_reject_bad_input():
+  gt, _ = _textured_radiograph(size=32)
+  with pytest.raises(ValueError, match="no pixel brighter"):
+    metrics.texture_areas(np.zeros_like(gt))
+  with pytest.raises(ValueError, match="HxWxC"):
+    metrics.texture_areas(gt[..., 0])
+  with pytest.raises(ValueError, match="Texture areas"):
+    metrics.texture_ratio(gt, gt, np.ones((31, 32), bool))
+
+
+def test_image_metrics_adds_the_texture_ratio_when_asked():
+  gt, texture = _textured_radiograph(size=64, seed=2)
+  sr = np.clip(gt - 0.5 * texture[..., None], 0, 1).astype(np.float32)
+  values = metrics.ImageMetrics(_metrics_config(texture=True, crop_border=4))(sr, gt)
+  assert list(values) == ["psnr", "ssim", "hfen", "grad_ratio", "texture_ratio", "bias"]
+  crop = (slice(4, -4), slice(4, -4))
+  areas = _reference_texture_areas(gt[crop])
+  expected = (_reference_gradient_energy(sr[crop], areas)
+              / _reference_gradient_energy(gt[crop], areas))
+  assert values["texture_ratio"] == pytest.approx(expected, rel=2e-3)
+
+
 def test_mean_bias_is_the_signed_mean_difference_in_8bit_levels():
   sr, gt = _pair(seed=5)
   brighter = np.clip(gt + 3 / 255, 0, 1)

@@ -35,6 +35,7 @@ def test_named_protocols_match_the_paper():
   assert (retina.scale, tuple(retina.gt_size)) == (2, (512, 512))
   assert (chest.scale, tuple(chest.gt_size)) == (4, (1024, 1024))
   assert retina.metrics.vessel and not chest.metrics.vessel
+  assert chest.metrics.texture and not retina.metrics.texture
   assert retina.metrics.crop_border == 2 and chest.metrics.crop_border == 4
   assert retina.bicubic_a == -0.5
 
