@@ -241,6 +241,9 @@ def _jsonable(value):
   return value
 
 
+TEXTURE_NOTE = "; texture-area gradient ratio on the calm half of GT (Gaussian sigma 4)"
+
+
 def describe(config: ml_collections.ConfigDict) -> str:
   """One line for a README: what GT and LR are and how the metrics are taken."""
   gt = (f"{config.gt_size[0]}x{config.gt_size[1]} (PIL Lanczos)" if config.gt_size is not None
@@ -251,4 +254,5 @@ def describe(config: ml_collections.ConfigDict) -> str:
           f"{config.blur_kernel_size}, {config.blur_border} border"
           f"{'; 8-bit quantised' if config.quantize_8bit else ''}. Metrics on "
           f"{'RGB' if m.color_space == 'rgb' else 'Y (BT.601)'}, {m.crop_border} px border "
-          f"cropped; SSIM Gaussian window {m.ssim_window}, sigma {m.ssim_sigma}.")
+          f"cropped; SSIM Gaussian window {m.ssim_window}, sigma {m.ssim_sigma}"
+          f"{TEXTURE_NOTE if m.get('texture') else ''}.")

@@ -136,3 +136,5 @@ def test_protocol_summary_is_plain_json_data():
   assert summary["blur_sigma"] == 1.0 and summary["metrics"]["color_space"] == "rgb"
   text = protocols.describe(protocols.get_protocol("chest-x4"))
   assert "x4" in text and "sigma 1.0" in text and "1024x1024" in text
+  assert "texture-area" in text
+  assert "texture-area" not in protocols.describe(protocols.get_protocol("retina-x2"))
