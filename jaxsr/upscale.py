@@ -92,6 +92,11 @@ def parse_args(argv) -> argparse.Namespace:
                            "strength dial; `python -m jaxsr.convert --interpolate` writes it)")
   parser.add_argument("--alpha", type=float, default=None,
                       help="with --blend-with: 0 is --model, 1 is MODEL_B")
+  parser.add_argument("--intensity-lock", type=float, default=0.0, metavar="SIGMA",
+                      help="hold the output to the input's intensities at coarse scales: a "
+                           "back-projection low-passed with a Gaussian of SIGMA input pixels "
+                           "(2 is a good start; removes a generator's brightness drift, keeps "
+                           "its detail). Default 0: the network's output as it is")
   parser.add_argument("--outscale", type=float, default=None,
                       help="final scale; other than the network's, the output is resized with "
                            "Lanczos (default: the network's own scale)")
@@ -352,7 +357,8 @@ def main(argv=None) -> int:
     if args.blend_with is not None:
       model = interpolation.blend(args.model, args.blend_with, args.alpha)
     upscaler = Upscaler(model, dtype=args.dtype, tile=args.tile, tile_pad=args.tile_pad,
-                        pre_pad=args.pre_pad, batch=args.batch)
+                        pre_pad=args.pre_pad, batch=args.batch,
+                        intensity_lock=args.intensity_lock)
   except (checkpoint.CheckpointError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -363,6 +369,8 @@ def main(argv=None) -> int:
     blend_name = model_label(args.blend_with)
     model_name += f" blended {args.alpha:g} towards {blend_name}"
     series_name += f" {args.alpha:g} to {Path(blend_name).stem}"
+  if args.intensity_lock:
+    model_name += f", intensity lock sigma {args.intensity_lock:g}"
   description = f"Super-resolved x{outscale:g} by jaxsr (Real-ESRGAN generator {model_name})"
   series_description = f"jaxsr x{outscale:g} {series_name}"
 

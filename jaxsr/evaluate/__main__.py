@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
   group.add_argument("--inset-size", type=int, help="side of auto-picked regions in GT pixels")
   group.add_argument("--dtype", default="fp32", choices=precision.NAMES,
                      help="network compute dtype (bf16 for GPU/TPU)")
+  group.add_argument("--intensity-lock", type=float, default=0.0, metavar="SIGMA",
+                     help="run every --model with the upscaler's intensity lock (Gaussian sigma "
+                          "in LR pixels; see python -m jaxsr.upscale); default 0: off")
   group.add_argument("--quiet", action="store_true", help="no progress bars")
   return parser
 

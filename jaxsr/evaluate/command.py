@@ -6,6 +6,7 @@ line's options, the models (metadata only), the data, the figure regions; and th
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 from typing import Optional, Sequence
@@ -117,6 +118,10 @@ def plan(args) -> Plan:
   if len(set(names)) != len(names) or protocol.baseline in names:
     raise UsageError(f"model names must be unique and not {protocol.baseline!r} (the baseline): "
                      f"{names}; set them with --name")
+  if not (math.isfinite(args.intensity_lock) and args.intensity_lock >= 0):
+    raise UsageError(f"--intensity-lock must be >= 0 (0 = off), got {args.intensity_lock}")
+  if args.intensity_lock and not specs:
+    raise UsageError("--intensity-lock applies to --model networks; none was given")
   if args.max_images is not None and args.max_images < 1:
     raise UsageError("--max-images must be at least 1")
   if args.crop is not None and args.crop < protocol.scale:
@@ -150,7 +155,7 @@ def describe_run(argv, args, checked: Plan) -> tuple[dict, list[str]]:
           "crop": args.crop,
           "images": {image.name: image.where for image in images},
       },
-      "model_details": {spec.name: models.record(spec, scale, args.dtype)
+      "model_details": {spec.name: models.record(spec, scale, args.dtype, args.intensity_lock)
                         for spec in checked.specs},
       "machine": {"jax": jax.__version__, "platform": device.platform,
                   "device": device.device_kind, "cpu_count": os.cpu_count()},
@@ -162,7 +167,7 @@ def describe_run(argv, args, checked: Plan) -> tuple[dict, list[str]]:
   count = f"{len(images)} image" + ("s" if len(images) != 1 else "")
   notes = [f"Data: {', '.join(f'`{spec}`' for spec in args.data)} ({count}: "
            f"{shown}{selection}){crop}."]
-  notes += [f"Model {models.note(spec, scale)}" for spec in checked.specs]
+  notes += [f"Model {models.note(spec, scale, args.intensity_lock)}" for spec in checked.specs]
   notes.append(f"s / image: wall time of one call on {os.cpu_count()} CPU cores"
                if device.platform == "cpu" else f"s / image: wall time on {device.device_kind}")
   notes[-1] += ", the first image of each model including JIT compilation."
@@ -177,7 +182,8 @@ def execute(argv, args, checked: Plan) -> list[str]:
   networks = {}
   for spec in checked.specs:
     print(f"loading {spec.name} from {spec.directory} (x{spec.network_scale})", file=sys.stderr)
-    networks[spec.name] = models.NetworkModel(spec, dtype=args.dtype)
+    networks[spec.name] = models.NetworkModel(spec, dtype=args.dtype,
+                                              intensity_lock=args.intensity_lock)
   extra, notes = describe_run(argv, args, checked)
   run.evaluate(data.ImageList(checked.images, crop=args.crop), networks, checked.protocol,
                args.out_dir, regions=checked.regions, progress=not args.quiet, extra=extra,

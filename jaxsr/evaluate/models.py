@@ -56,9 +56,9 @@ def check(directory: str, name: str | None = None) -> ModelSpec:
 class NetworkModel:
   """A loaded generator as `upscale(lr, scale)` on HxWx3 float32 images in [0, 1]."""
 
-  def __init__(self, spec: ModelSpec, dtype: str = "fp32"):
+  def __init__(self, spec: ModelSpec, dtype: str = "fp32", intensity_lock: float = 0.0):
     self.spec = spec
-    self.upscaler = Upscaler(spec.directory, dtype=dtype)
+    self.upscaler = Upscaler(spec.directory, dtype=dtype, intensity_lock=intensity_lock)
 
   def __call__(self, lr: np.ndarray, scale: int) -> np.ndarray:
     gray = np.array_equal(lr[..., 0], lr[..., 1]) and np.array_equal(lr[..., 0], lr[..., 2])
@@ -74,7 +74,7 @@ def output_resize(spec: ModelSpec, scale: int) -> str | None:
           f"(Upscaler outscale={scale})")
 
 
-def record(spec: ModelSpec, scale: int, dtype: str) -> dict:
+def record(spec: ModelSpec, scale: int, dtype: str, intensity_lock: float = 0.0) -> dict:
   """What summary.json says about a model: where it came from and how it was run."""
   return {
       "directory": spec.directory,  # As given: the sha256 in `source` identifies the weights.
@@ -84,11 +84,12 @@ def record(spec: ModelSpec, scale: int, dtype: str) -> dict:
       "output_scale": scale,
       "output_resize": output_resize(spec, scale),
       "dtype": dtype,
+      "intensity_lock_sigma": intensity_lock,  # 0: the network's own output.
       "gray_inputs": GRAY_HANDLING,
   }
 
 
-def note(spec: ModelSpec, scale: int) -> str:
+def note(spec: ModelSpec, scale: int, intensity_lock: float = 0.0) -> str:
   """One Markdown line for summary.md."""
   arch = spec.metadata.arch
   source = spec.metadata.source
@@ -101,4 +102,6 @@ def note(spec: ModelSpec, scale: int) -> str:
           else f"{arch.get('num_block')} blocks")
   return (f"`{spec.name}`: {generator_type(arch)} x{spec.network_scale} ({size}, "
           f"{arch.get('num_feat')} features){origin}; "
-          + (f"{resize}." if resize else f"output at the network's own scale x{scale}."))
+          + (f"{resize}" if resize else f"output at the network's own scale x{scale}")
+          + (f"; intensity lock, sigma {intensity_lock:g} input pixels (jaxsr.infer.intensity)."
+             if intensity_lock else "."))

@@ -42,6 +42,7 @@ import PIL.Image
 from jaxsr import checkpoint
 from jaxsr import io as jio
 from jaxsr.infer import devices as devices_lib
+from jaxsr.infer import intensity
 from jaxsr.infer import tiling
 from jaxsr.models import precision
 from jaxsr.models.generators import receptive_radius
@@ -232,16 +233,22 @@ class Upscaler:
       memory, measured on the compiled network (`windows_per_device`).
     devices: the devices each batch is split over (default: every local device; see
       `jaxsr.infer.devices`). A whole image (tile 0) is split over them by rows, exactly.
+    intensity_lock: 0 (default) returns the network's output. > 0: the Gaussian sigma, in input
+      pixels, of the intensity lock (`jaxsr.infer.intensity`), which gives the output the
+      input's intensities at coarse scales (applied before any `outscale` resize).
   """
 
   def __init__(self, model_dir, *, dtype: str = "fp32", tile: int = 0,
                tile_pad: int | None = None, pre_pad: int = 0, batch: int | None = None,
-               devices=None):
+               devices=None, intensity_lock: float = 0.0):
     compute_dtype = precision.compute_dtype(dtype)  # A name outside the vocabulary fails here.
     for name, value, least in (("tile", tile, 0), ("tile_pad", tile_pad, 0),
                                ("pre_pad", pre_pad, 0), ("batch", batch, 1)):
       if value is not None and (int(value) != value or value < least):
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if not (math.isfinite(intensity_lock) and intensity_lock >= 0):
+      raise ValueError(f"intensity_lock must be >= 0 (0 = off), got {intensity_lock!r}")
+    self.intensity_lock = float(intensity_lock)
     devices = list(jax.local_devices() if devices is None else devices)
     self.mesh = devices_lib.batch_mesh(devices)
     self.devices: int = len(devices)
@@ -309,6 +316,8 @@ class Upscaler:
         batch_multiple=self.devices if self.tile else 1,
         pad_multiple=self.input_multiple, pre_pad=self.pre_pad, out=network_out,
         progress=progress)
+    if self.intensity_lock:
+      intensity.lock_intensity(network_out, pixels, self.scale, self.intensity_lock)
     if target == network_out.shape[:2]:
       return network_out
     return resize_lanczos(network_out, *target, out=buffer(target + (channels,)))

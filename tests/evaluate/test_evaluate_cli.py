@@ -177,7 +177,7 @@ def test_cli_refuses_a_spec_of_no_known_form_naming_the_forms(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["missing", "not_a_model", "discriminator", "names", "scale",
-                                  "data", "region"])
+                                  "data", "region", "lock"])
 def test_cli_refuses_bad_input_with_exit_2_before_any_work(tmp_path, nets, capsys, case):
   (tmp_path / "empty").mkdir()
   model = {"missing": tmp_path / "nope", "not_a_model": tmp_path / "empty",
@@ -185,7 +185,8 @@ def test_cli_refuses_bad_input_with_exit_2_before_any_work(tmp_path, nets, capsy
   argv = ["--protocol", "retina-x2", "--data", "skimage:retina.jpg", "--model", str(model),
           "-o", str(tmp_path / "out")]
   argv += {"names": ["--name", "a", "--name", "b"], "scale": ["--scale", "3"],
-           "region": ["--region", "retnia=0,0,8"]}.get(case, [])
+           "region": ["--region", "retnia=0,0,8"],
+           "lock": ["--intensity-lock", "-0.5"]}.get(case, [])
   if case == "data":
     argv[3] = str(tmp_path / "no_such_folder")
   assert cli.main(argv) == 2
@@ -193,7 +194,8 @@ def test_cli_refuses_bad_input_with_exit_2_before_any_work(tmp_path, nets, capsy
   expected = {"missing": "not a model directory", "not_a_model": "jaxsr_model.json is missing",
               "discriminator": "holds a discriminator, not a generator",
               "names": "2 --name for 1 --model", "scale": "--scale is fixed by retina-x2",
-              "data": "no such file or folder", "region": "no image 'retnia'"}[case]
+              "data": "no such file or folder", "region": "no image 'retnia'",
+              "lock": "--intensity-lock must be >= 0"}[case]
   assert message.startswith("error: ") and expected in message
   assert not (tmp_path / "out").exists()
 

@@ -303,6 +303,7 @@ def test_skip_existing_leaves_outputs_alone(models, tmp_path, capsys):
     (["-i", ".", "-o", "."], "no image files found"),  # Never its own outputs, nor overwrites.
     (["-i", ".", "-o", "in.png"], "is a file"),
     (["-i", "in.png", "-o", "out", "--outscale", "0"], "--outscale must be positive"),
+    (["-i", "in.png", "-o", "out", "--intensity-lock", "-1"], "intensity_lock must be >= 0"),
 ])
 def test_unusable_arguments_exit_2_and_write_nothing(models, tmp_path, capsys, monkeypatch, args,
                                                      message):
