@@ -16,8 +16,8 @@ Gaussian of `sigma` input pixels (borders reflected) and `linear_up_s` interpola
 between input pixel centres (edges held). So SR' has the input's local means wherever they are
 smooth at the scale of sigma, and SR's own detail everywhere: frequencies well above 1/sigma are
 left untouched, which also keeps the correction blind to the exact blur of the acquisition
-(sigma 2 input pixels, the default of `python -m jaxsr.upscale --intensity-lock`, averages over
-about 10 input pixels). The output is no longer the official network's output (off by default).
+(sigma 2 input pixels, the value the README suggests, averages over about 10 input pixels). The
+output is no longer the official network's output, so the lock is off by default.
 
 Memory: the correction lives at the input's size (and one input-rows x output-columns array);
 the output is read and written in strips of rows, so a memmapped 12K x 12K output is never
