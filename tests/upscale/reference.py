@@ -1,8 +1,11 @@
-"""Independent references for the upscale tests: PyTorch networks, NumPy luma, PIL Lanczos."""
+"""Independent references for the upscale tests: PyTorch networks, NumPy luma, PIL Lanczos, and
+the intensity lock written with scikit-image and SciPy."""
 
 import numpy as np
 import torch
 from PIL import Image
+from scipy import ndimage
+from skimage.measure import block_reduce
 
 from convert import torch_networks as tn
 from jaxsr.convert import convert
@@ -46,3 +49,14 @@ def lanczos(channel, height, width):
 
 def random_image(shape, seed=0):
   return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def reference_lock(sr, lr, scale, sigma):
+  """Written from the formula: block means (scikit-image), Gaussian (SciPy, reflected borders),
+  linear interpolation between input pixel centres (SciPy's zoom in grid mode, edges held)."""
+  sr = sr.astype(np.float64)
+  down = block_reduce(sr, (scale, scale, 1), np.mean)
+  difference = ndimage.gaussian_filter(lr.astype(np.float64) - down, (sigma, sigma, 0),
+                                       mode="reflect")
+  up = ndimage.zoom(difference, (scale, scale, 1), order=1, mode="nearest", grid_mode=True)
+  return np.clip(sr + up, 0, 1)

@@ -3,22 +3,10 @@
 import numpy as np
 import pytest
 from scipy import ndimage
-from skimage.measure import block_reduce
 
 from jaxsr.infer import intensity
 from jaxsr.infer.upscaler import Upscaler
-from tests.upscale.reference import random_image, torch_sr
-
-
-def reference_lock(sr, lr, scale, sigma):
-  """Written from the formula: block means (scikit-image), Gaussian (SciPy, reflected borders),
-  linear interpolation between input pixel centres (SciPy's zoom in grid mode, edges held)."""
-  sr = sr.astype(np.float64)
-  down = block_reduce(sr, (scale, scale, 1), np.mean)
-  difference = ndimage.gaussian_filter(lr.astype(np.float64) - down, (sigma, sigma, 0),
-                                       mode="reflect")
-  up = ndimage.zoom(difference, (scale, scale, 1), order=1, mode="nearest", grid_mode=True)
-  return np.clip(sr + up, 0, 1)
+from tests.upscale.reference import random_image, reference_lock, torch_sr
 
 
 def _drifted_pair(seed=0, height=24, width=20, scale=4, drift=0.03):
