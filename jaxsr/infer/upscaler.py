@@ -45,7 +45,7 @@ from jaxsr.infer import devices as devices_lib
 from jaxsr.infer import intensity
 from jaxsr.infer import tiling
 from jaxsr.models import precision
-from jaxsr.models.generators import receptive_radius
+from jaxsr.models.generators import for_inference, receptive_radius
 
 LUMA_BT601 = np.array([0.299, 0.587, 0.114], np.float32)
 # Output buffers above this many bytes live in an unlinked temporary file instead of RAM.
@@ -262,7 +262,7 @@ class Upscaler:
     # The weights' identity (derived DICOM series are keyed by it, not by a directory's name).
     self.weights_digest: str = checkpoint.weights_digest(variables)
     self.scale: int = int(metadata.arch["scale"])
-    module = checkpoint.build_model(metadata, compute_dtype)
+    module = for_inference(checkpoint.build_model(metadata, compute_dtype))
     self.tile, self.pre_pad = tile, pre_pad
     self.tile_pad: int = default_tile_pad(module) if tile_pad is None else tile_pad
     if not tile:  # Whole images are split by rows instead (see below): one at a time.

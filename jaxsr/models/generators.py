@@ -54,6 +54,15 @@ def build_generator(arch: Mapping[str, Any], dtype=None) -> nn.Module:
   return GENERATORS[name](**kwargs)
 
 
+def for_inference(generator: nn.Module) -> nn.Module:
+  """The same network, with the same parameters, set up for forward passes only: an RRDBNet
+  scans its blocks (`RRDBNet.scan_body`: faster to compile per input shape, as fast to run,
+  slow to differentiate). Other generators come back unchanged."""
+  if isinstance(generator, RRDBNet):
+    return generator.clone(scan_body=True)
+  return generator
+
+
 def arch_of(generator: nn.Module) -> dict[str, Any]:
   """The arch dict that rebuilds `generator` (the inverse of `build_generator`)."""
   name = type(generator).__name__

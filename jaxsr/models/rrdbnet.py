@@ -215,12 +215,35 @@ class RRDB(nn.Module):
     return out * RESIDUAL_SCALE + x
 
 
+def _scan_blocks(block: nn.Module, params: list, x: jax.Array) -> jax.Array:
+  """`block` applied with each of `params` in turn, as one `lax.scan` over their stack.
+
+  The same ops per block in the same order, so the same values (bit-identical here) as the
+  unrolled chain; the parameters keep their per-block names (`body_N`, the state dict's `body.N`)
+  and only the forward stacks them (one 67 MB copy per call for x4plus, next to seconds of convs).
+  """
+  stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
+
+  def one_block(carry, block_params):
+    return block.apply({"params": block_params}, carry), None
+
+  return jax.lax.scan(one_block, x, stacked)[0]
+
+
 class RRDBNet(nn.Module):
   """ESRGAN generator. Input NHWC RGB in [0, 1]; output (N, H*s, W*s, 3), not clamped.
 
   `scale` is the overall upscaling factor. As in Real-ESRGAN, scale 2 and 1 models first
   pixel-unshuffle by 2 and 4, then run the same x4 body, so their input H and W must be
   divisible by 2 and 4 respectively.
+
+  `scan_body=True` runs the RRDB blocks as one `lax.scan` (`_scan_blocks`): XLA compiles one
+  block instead of `num_block`, so each new input shape compiles faster (x4plus forward, 2-core
+  Zen 3, jax 0.10.2: 1.9 s instead of 6.7 s on a 112x112 window, 2.3 s instead of 5.8 s on
+  32x32) and runs as fast (3.73 s against 3.75 s at 112x112, 4 alternating runs). Forward only:
+  on XLA's CPU backend a gradient through the scan took 3.2x the unrolled time (x4plus, 16x16
+  crop, one core: 1.57 s against 0.49 s), so training differentiates the unrolled form and
+  inference (`jaxsr.models.generators.for_inference`) scans. Parameters are the same either way.
   """
 
   scale: int = 4
@@ -230,6 +253,7 @@ class RRDBNet(nn.Module):
   num_block: int = 23
   num_grow_ch: int = 32
   dtype: Dtype = jnp.float32
+  scan_body: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -241,9 +265,15 @@ class RRDBNet(nn.Module):
     if self.scale < 4:
       x = pixel_unshuffle(x, 4 // self.scale)
     feat = conv(self.num_feat, name="conv_first")(x)
-    body = feat
-    for i in range(self.num_block):
-      body = RRDB(self.num_feat, self.num_grow_ch, self.dtype, name=f"body_{i}")(body)
+    blocks = [RRDB(self.num_feat, self.num_grow_ch, self.dtype, name=f"body_{i}")
+              for i in range(self.num_block)]
+    if not self.scan_body or self.is_initializing() or self.num_block < 2:
+      body = feat
+      for block in blocks:
+        body = block(body)
+    else:
+      body = _scan_blocks(RRDB(self.num_feat, self.num_grow_ch, self.dtype),
+                          [self.variables["params"][block.name] for block in blocks], feat)
     feat = feat + conv(self.num_feat, name="conv_body")(body)
     feat = nn.leaky_relu(conv(self.num_feat, name="conv_up1")(upsample_nearest_2x(feat)), LEAKY_SLOPE)
     feat = nn.leaky_relu(conv(self.num_feat, name="conv_up2")(upsample_nearest_2x(feat)), LEAKY_SLOPE)

@@ -28,7 +28,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from jaxsr.data import input_pipeline
-from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator, precision
+from jaxsr.models import UNetDiscriminatorSN, arch_of, build_generator, for_inference, precision
 from jaxsr.train import export as export_lib
 from jaxsr.train import final_eval
 from jaxsr.train import perceptual as perceptual_lib
@@ -195,7 +195,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
       make_train_step(generator, discriminator, features_fn, loss_config, g_tx, d_tx,
                       axis_name=sharding.DATA_AXIS), mesh)
   # Batch-sharded out, so every host can read its own rows (summaries, validation).
-  ema_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq),
+  # The EMA generator's forward passes (image summaries, validation) never differentiate it, so
+  # they use the form that compiles faster for each new input shape.
+  ema_generator = for_inference(generator)
+  ema_forward = jax.jit(lambda params, lq: ema_generator.apply({"params": params}, lq),
                         out_shardings=batch_sharding)
 
   dataset = input_pipeline.make_train_dataset(
@@ -236,7 +239,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
       reference = run_record.first_validation(workdir)
   # The held-out crops have their own shape: a jit of their own, so the image summaries' forward
   # keeps its single executable.
-  crop_forward = jax.jit(lambda params, lq: generator.apply({"params": params}, lq),
+  crop_forward = jax.jit(lambda params, lq: ema_generator.apply({"params": params}, lq),
                          out_shardings=batch_sharding)
 
   def validate(step: int) -> bool:

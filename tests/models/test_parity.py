@@ -11,7 +11,7 @@ import torch
 from convert import torch_networks as tn
 from jaxsr.convert import layouts
 from jaxsr.models import (SPECTRAL_COLLECTION, SRVGGNetCompact, UNetDiscriminatorSN,
-                          VGG19Features, build_generator)
+                          VGG19Features, build_generator, for_inference)
 from jaxsr.models import vgg as vgg_lib
 
 TOL = 1e-4
@@ -30,16 +30,21 @@ def to_nchw(a):
 
 
 @pytest.mark.parametrize("scale", [4, 2, 1])
-def test_generator_matches_pytorch(scale):
+@pytest.mark.parametrize("form", ["unrolled", "scanned"])  # Training's and inference's.
+def test_generator_matches_pytorch(scale, form):
   torch.manual_seed(scale)
-  net = tn.RRDBNet(scale=scale, num_block=2).eval()
+  net = tn.RRDBNet(scale=scale, num_block=3).eval()
   variables, arch = layouts.generator_from_torch(numpy_state(net))
-  assert arch == dict(type="RRDBNet", scale=scale, num_feat=64, num_block=2, num_grow_ch=32,
+  assert arch == dict(type="RRDBNet", scale=scale, num_feat=64, num_block=3, num_grow_ch=32,
                       num_out_ch=3)
   x = torch.rand(2, 3, 16, 24)
   with torch.no_grad():
     expected = net(x).numpy()
-  out = to_nchw(build_generator(arch).apply(variables, nhwc(x)))
+  generator = build_generator(arch)
+  if form == "scanned":
+    generator = for_inference(generator)
+    assert generator.scan_body
+  out = to_nchw(generator.apply(variables, nhwc(x)))
   assert out.shape == (2, 3, 16 * scale, 24 * scale)
   np.testing.assert_allclose(out, expected, atol=TOL, rtol=0)
 
