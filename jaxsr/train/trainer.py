@@ -301,8 +301,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   progress = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not is_chief,
                        desc="fine-tuning", unit="step", dynamic_ncols=True)
   # The train step compiles (about a minute for x4plus on a 2-core CPU) on a thread of its own
-  # while the step-0 validation runs, rather than after it, at the first step.
-  # It needs only the global batch's shapes, which the first local batch shows.
+  # while the step-0 validation runs, instead of at the first step, after that validation. It
+  # needs only the global batch's shapes, which the first local batch shows.
   first_local = next(batches)
   batches = itertools.chain([first_local], batches)
   batch_shapes = {key: jax.ShapeDtypeStruct((rows.shape[0] * jax.process_count(),) + rows.shape[1:],

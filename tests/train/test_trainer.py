@@ -411,6 +411,22 @@ def test_sigterm_saves_and_exits_then_resumes(tmp_path, data):
   assert resumed["step"] == 5
 
 
+def test_background_compile_returns_the_program_or_raises_what_compiling_raised():
+  class Lowered:
+    def __init__(self, outcome):
+      self.outcome = outcome
+
+    def compile(self):
+      if isinstance(self.outcome, Exception):
+        raise self.outcome
+      return self.outcome
+
+  assert trainer._compile_in_background(Lowered("program"))() == "program"  # pylint: disable=protected-access
+  wait = trainer._compile_in_background(Lowered(MemoryError("out of memory")))  # pylint: disable=protected-access
+  with pytest.raises(MemoryError, match="out of memory"):
+    wait()
+
+
 def test_outside_the_main_thread_the_stop_handler_says_it_cannot_catch_signals(capsys):
   before = signal.getsignal(signal.SIGTERM)
   worker = threading.Thread(target=lambda: trainer.StopRequest().__enter__())
