@@ -272,7 +272,9 @@ class RRDBNet(nn.Module):
       for block in blocks:
         body = block(body)
     else:
-      body = _scan_blocks(RRDB(self.num_feat, self.num_grow_ch, self.dtype),
+      # An unbound RRDB (parent=None): a pure function of the parameters it is applied with,
+      # not a submodule of this network.
+      body = _scan_blocks(RRDB(self.num_feat, self.num_grow_ch, self.dtype, parent=None),
                           [self.variables["params"][block.name] for block in blocks], feat)
     feat = feat + conv(self.num_feat, name="conv_body")(body)
     feat = nn.leaky_relu(conv(self.num_feat, name="conv_up1")(upsample_nearest_2x(feat)), LEAKY_SLOPE)
