@@ -98,6 +98,16 @@ def get_config():
                "1 each, ask for the fine structure instead",
            overrides={"perceptual.layer_weights": {"conv1_2": 1.0, "conv2_2": 1.0,
                                                    "conv3_4": 1.0}}),
+      dict(name="texture", label="symmetric-only plus the texture-amount term",
+           why="the fine-tuned generator keeps about 0.4 of GT's gradient energy in the lung "
+               "texture: the pixel L1 fits unpredictable texture with its flat median. An L1 on "
+               "the gradient RMS of 8x8 squares (jaxsr.train.losses.texture_energy_l1, weight 1) "
+               "asks for GT's amount of texture in each square but not its placement",
+           overrides={"loss.texture_weight": 1.0}),
+      dict(name="strong-texture", label="symmetric-only, texture-amount term at weight 3",
+           why="does a stronger pull on the amount of texture restore the lung texture, and at "
+               "what cost in PSNR and invented detail?",
+           overrides={"loss.texture_weight": 3.0}),
       # The compact generator (SRVGGNetCompact) on the same recipe: each step is cheaper, so it
       # trains more steps in about the same CPU time. Its starting point is scored too.
       dict(name="compact", label="SRVGGNetCompact (realesr-animevideov3 x4), symmetric-only",

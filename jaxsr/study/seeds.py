@@ -5,8 +5,11 @@
     python -m jaxsr.study.seeds --compare no-perceptual --compare shallow-perceptual \\
         --against symmetric-only --out OUT RUN_DIR [RUN_DIR ...]
 
-Each RUN_DIR is the --out of one `python -m jaxsr.study` run with all the arms named, the runs
-differing only in `--config.train.seed`. The seed decides the training crops, their degradations
+Each RUN_DIR is the --out of one `python -m jaxsr.study` run, the runs differing only in
+`--config.train.seed`. Several runs of one seed (arms trained by separate commands, say a new arm
+against a baseline run earlier) are merged into that seed's run, if they scored every model they
+share (bicubic, pretrained, ...) identically: a check that they ran the same code and data on
+the same kind of machine, which a short GAN run's float rounding is sensitive to. The seed decides the training crops, their degradations
 and the discriminator's initialisation, so one run's table cannot tell an arm's effect from its
 luck (the arms of one run share the seed, which pairs them). Writes README.md (per protocol: each
 model's mean and standard deviation over the seeds; for each compared arm the paired difference
@@ -49,6 +52,48 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     raise SeedsError(f"{run_dir}: the arms do not share one seed ({seeds}), so they are not paired")
   return {"dir": str(run_dir), "seed": next(iter(seeds.values())), "machine": results["machine"],
           "command": results["command"], "summaries": results["summaries"]}
+
+
+def merge_same_seed(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """One run per seed, in seed order: the models of runs that share a seed are pooled.
+
+  Each protocol keeps the metrics every merged run scored. A model two runs share must have the
+  same scores in both (to 1e-6), else the runs are not comparable and SeedsError says which.
+  """
+  by_seed: dict[int, list[Mapping[str, Any]]] = {}
+  for run in runs:
+    by_seed.setdefault(run["seed"], []).append(run)
+  merged = []
+  for seed in sorted(by_seed):
+    first, *others = by_seed[seed]
+    run = {**first, "summaries": {p: dict(s) for p, s in first["summaries"].items()}}
+    for other in others:
+      if other["machine"] != run["machine"]:
+        raise SeedsError(f"seed {seed}: {run['dir']} and {other['dir']} ran on different "
+                         f"machines ({run['machine']} vs {other['machine']})")
+      run["dir"] = f"{run['dir']} + {other['dir']}"
+      run["command"] = f"{run['command']}\n{other['command']}"
+      for protocol in set(run["summaries"]) & set(other["summaries"]):
+        run["summaries"][protocol] = _merge_summaries(
+            run["summaries"][protocol], other["summaries"][protocol], f"seed {seed}, {protocol}")
+      run["summaries"] = {p: s for p, s in run["summaries"].items() if p in other["summaries"]}
+    merged.append(run)
+  return merged
+
+
+def _merge_summaries(a: Mapping[str, Any], b: Mapping[str, Any], where: str) -> dict[str, Any]:
+  if a["images"] != b["images"]:
+    raise SeedsError(f"{where}: the runs scored different images ({a['images']} vs {b['images']})")
+  metrics = [m for m in a["metrics"] if m in b["metrics"]]
+  for model in [m for m in a["models"] if m in b["models"]]:
+    for metric in metrics:
+      x, y = a["per_model"][model][metric]["mean"], b["per_model"][model][metric]["mean"]
+      if not np.isclose(x, y, rtol=1e-6, atol=1e-9):
+        raise SeedsError(f"{where}: the runs disagree on {model} {metric} ({x} vs {y}), so they "
+                         "did not run the same code and data on the same kind of machine")
+  return {**a, "metrics": metrics,
+          "models": list(a["models"]) + [m for m in b["models"] if m not in a["models"]],
+          "per_model": {**b["per_model"], **a["per_model"]}}
 
 
 def mean_interval(differences: np.ndarray, level: float = 0.95) -> list[float] | None:
@@ -156,14 +201,15 @@ def markdown(comparison: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m jaxsr.study.seeds", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("runs", nargs="+", type=Path, help="the --out of each seed's study run")
+  parser.add_argument("runs", nargs="+", type=Path,
+                      help="the --out of each seed's study run (or runs)")
   parser.add_argument("--compare", required=True, action="append",
                       help="an arm being tested (repeat for several)")
   parser.add_argument("--against", required=True, help="the baseline arm they are compared with")
   parser.add_argument("--out", type=Path, required=True, help="folder for README.md, seeds.json")
   args = parser.parse_args(argv)
   try:
-    runs = sorted((load_run(d) for d in args.runs), key=lambda run: run["seed"])
+    runs = merge_same_seed([load_run(d) for d in args.runs])
     comparison = compare(runs, args.compare, args.against)
   except SeedsError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -43,9 +43,13 @@ def base_config() -> ml_collections.ConfigDict:
   # low_frequency_block-pixel squares of SR and GT (jaxsr.train.losses.block_mean_l1): it holds
   # the output's regional intensity to the GT's, which the pixel L1 does only weakly once
   # residual texture is larger than the offset (the GAN-trained generator's brightness drift).
+  # texture_weight: not in the paper (0 keeps its recipe). An L1 on the gradient RMS of
+  # texture_block-pixel squares of SR and GT (jaxsr.train.losses.texture_energy_l1): it asks for
+  # GT's amount of texture in each square, not its placement, against the pixel L1's smoothing.
   config.loss = ml_collections.ConfigDict(dict(pixel_weight=1.0, perceptual_weight=1.0,
                                                gan_weight=0.1, low_frequency_weight=0.0,
-                                               low_frequency_block=8))
+                                               low_frequency_block=8, texture_weight=0.0,
+                                               texture_block=8))
   config.optimizer = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
   config.ema_decay = 0.999
   # Not in the paper (False keeps its recipe): bias-correct the EMA as Adam does its moments, so

@@ -60,7 +60,8 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
   or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`,
   the optional `ema_debias` (default False: the original's EMA) and `d_warmup_steps` (0: none).
   Its optional `low_frequency_weight` (default 0: the paper's recipe) adds that weight times
-  `losses.block_mean_l1(sr, gt, low_frequency_block)` to G's loss.
+  `losses.block_mean_l1(sr, gt, low_frequency_block)` to G's loss, its optional `texture_weight`
+  (default 0) that weight times `losses.texture_energy_l1(sr, gt, texture_block)`.
 
   `axis_name`: the step runs on one shard of the batch per device (`sharding.jit_data_parallel`,
   a shard_map over that mesh axis). Gradients and metrics are then averaged over the axis before
@@ -72,6 +73,8 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
   ema_debias = bool(config.get("ema_debias", False))
   low_frequency_weight = float(config.get("low_frequency_weight", 0.0))
   low_frequency_block = int(config.get("low_frequency_block", 8))
+  texture_weight = float(config.get("texture_weight", 0.0))
+  texture_block = int(config.get("texture_block", 8))
   if axis_name is None:
     batch_mean = lambda tree: tree
   else:
@@ -102,6 +105,9 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
       if low_frequency_weight:  # Not in the paper's recipe (see losses.block_mean_l1).
         terms["g/low_frequency"] = losses.block_mean_l1(sr, gt, low_frequency_block)
         total += low_frequency_weight * terms["g/low_frequency"]
+      if texture_weight:  # Not in the paper's recipe (see losses.texture_energy_l1).
+        terms["g/texture"] = losses.texture_energy_l1(sr, gt, texture_block)
+        total += texture_weight * terms["g/texture"]
       terms["g/total"] = total
       return total, (sr, spectral, terms)
 

@@ -97,6 +97,8 @@ def _loss_config(config) -> ml_collections.ConfigDict:
       ema_debias=config.ema_debias,
       low_frequency_weight=config.loss.low_frequency_weight,
       low_frequency_block=config.loss.low_frequency_block,
+      texture_weight=config.loss.get("texture_weight", 0.0),
+      texture_block=config.loss.get("texture_block", 8),
       d_warmup_steps=config.discriminator.warmup_steps))
 
 

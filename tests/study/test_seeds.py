@@ -99,12 +99,47 @@ def test_several_arms_against_one_baseline(tmp_path):
   assert "| seeds other is better | 3 of 3 |" in page
 
 
+def test_an_arm_run_later_joins_its_seeds_baseline_run(tmp_path, capsys):
+  """A seed's baseline and a new arm from two study commands compare as if trained in one."""
+  together = [write_run(tmp_path / f"one{s}", s, RUNS[s]) for s in RUNS]
+  split = []
+  for s in RUNS:
+    split.append(write_run(tmp_path / f"base{s}", s, {m: RUNS[s][m] for m in ("pretrained", "base")},
+                           arm_seeds={"base": s}))
+    later = write_run(tmp_path / f"lf{s}", s, {m: RUNS[s][m] for m in ("pretrained", "lf")},
+                      arm_seeds={"lf": s})
+    results = json.loads((later / "results.json").read_text())  # A metric added since:
+    summary = results["summaries"]["chest-x4"]
+    summary["metrics"].append("texture_ratio")
+    for values in summary["per_model"].values():
+      values["texture_ratio"] = {"mean": 0.5, "std": None, "n": 1}
+    (later / "results.json").write_text(json.dumps(results))
+    split.append(later)
+  args = ["--compare", "lf", "--against", "base"]
+  assert seeds.main([*args, "--out", str(tmp_path / "a"), *map(str, together)]) == 0
+  assert seeds.main([*args, "--out", str(tmp_path / "b"), *map(str, split)]) == 0
+  want = json.loads((tmp_path / "a" / "seeds.json").read_text())["protocols"]
+  got = json.loads((tmp_path / "b" / "seeds.json").read_text())["protocols"]
+  assert got["chest-x4"]["differences"] == want["chest-x4"]["differences"]
+  assert got["chest-x4"]["per_model"] == want["chest-x4"]["per_model"]  # texture_ratio: dropped
+  assert got["chest-x4"]["models"] == ["pretrained", "base", "lf"]
+  page = (tmp_path / "b" / "README.md").read_text()
+  assert page.count("--config.train.seed=1") == 2  # Both of seed 1's commands.
+  # Runs of one seed on different machines are not merged.
+  other_machine = write_run(tmp_path / "x", 0, {m: RUNS[0][m] for m in ("pretrained", "lf")},
+                            arm_seeds={"lf": 0}, machine="Other CPU")
+  assert seeds.main([*args, "--out", str(tmp_path / "c"), str(split[0]), str(other_machine)]) == 2
+  assert "ran on different machines" in capsys.readouterr().err
+
+
 def test_runs_that_do_not_make_a_seed_comparison_fail_clearly(tmp_path, capsys):
   a = write_run(tmp_path / "a", 0, RUNS[0])
   same_seed = write_run(tmp_path / "b", 0, RUNS[1])
   args = ["--compare", "lf", "--against", "base", "--out", str(tmp_path / "out")]
-  assert seeds.main([*args, str(a), str(same_seed)]) == 2
-  assert "each run must have its own seed" in capsys.readouterr().err
+  assert seeds.main([*args, str(a), str(same_seed)]) == 2  # Pretrained agrees; base does not:
+  assert "the runs disagree on base psnr (33.5 vs 33.0)" in capsys.readouterr().err
+  with pytest.raises(seeds.SeedsError, match="each run must have its own seed"):
+    seeds.compare([seeds.load_run(a), seeds.load_run(a)], ["lf"], "base")
   unpaired = write_run(tmp_path / "c", 1, RUNS[1], arm_seeds={"lf": 1, "base": 2})
   assert seeds.main([*args, str(a), str(unpaired)]) == 2
   assert "do not share one seed" in capsys.readouterr().err

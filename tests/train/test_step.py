@@ -59,6 +59,38 @@ def test_block_mean_l1_matches_scikit_image_block_means():
     losses.block_mean_l1(a, b, 5)
 
 
+def numpy_gradient_rms(x, block, eps=1e-6):
+  """Per-square gradient RMS from np.diff and scikit-image's block means (float64)."""
+  from skimage.measure import block_reduce  # pylint: disable=import-outside-toplevel
+
+  x = x.astype(np.float64)
+  energy = np.zeros_like(x)
+  energy[:, :-1] += np.diff(x, axis=1) ** 2
+  energy[:, :, :-1] += np.diff(x, axis=2) ** 2
+  return np.sqrt(block_reduce(energy, (1, block, block, 1), np.mean) + eps)
+
+
+def test_texture_energy_l1_matches_numpy_and_ignores_where_texture_sits():
+  rng = np.random.default_rng(2)
+  a, b = rng.random((2, 16, 24, 3), np.float32), rng.random((2, 16, 24, 3), np.float32)
+  for block in (1, 4, 8):
+    expected = np.mean(np.abs(numpy_gradient_rms(a, block) - numpy_gradient_rms(b, block)))
+    assert np.isclose(float(losses.texture_energy_l1(a, b, block)), expected, rtol=1e-5), block
+  flat = np.full((1, 16, 16, 1), 0.5, np.float32)
+  checker = flat + 0.05 * (np.indices((16, 16)).sum(0) % 2 * 2 - 1)[None, :, :, None]
+  # The same texture shifted by one pixel (opposite phase everywhere) costs nothing, ...
+  shifted = np.roll(checker, 1, axis=2)
+  assert np.abs(shifted - checker).max() > 0.09
+  assert float(losses.texture_energy_l1(shifted, checker, 8)) < 0.002
+  # ... an offset costs nothing, but smoothing the texture away costs its RMS gradient.
+  assert float(losses.texture_energy_l1(checker + 0.1, checker, 8)) < 1e-6
+  smoothed = float(losses.texture_energy_l1(flat, checker, 8))
+  assert np.isclose(smoothed, np.mean(numpy_gradient_rms(checker, 8)) - 1e-3, rtol=1e-3)
+  assert np.isclose(smoothed, float(losses.texture_energy_l1(checker, flat, 8)))
+  with pytest.raises(ValueError, match="divisible"):
+    losses.texture_energy_l1(a, b, 5)
+
+
 def tiny_networks(seed):
   """A 1-block, 8-feature G and an 8-feature D in PyTorch (after torch.manual_seed(seed)), their
   Flax variables and archs, and the recipe's Adam for each."""
@@ -69,6 +101,18 @@ def tiny_networks(seed):
   d_vars, d_arch = layouts.discriminator_from_torch(numpy_state(net_d))
   opt = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.9, b2=0.99, eps=1e-8))
   return net_g, net_d, (g_vars, g_arch), (d_vars, d_arch), (state_lib.adam(opt), state_lib.adam(opt))
+
+
+def assert_first_adam_step(before, after, torch_grads, lr=1e-4):
+  """Adam's first step moved every G parameter by -lr * g / (|g| + eps), with g PyTorch's gradient."""
+  grads = layouts.generator_from_torch(torch_grads)[0]["params"]
+  checked = 0
+  for got, start, g in zip(jax.tree.leaves(after), jax.tree.leaves(before), jax.tree.leaves(grads)):
+    clear = np.abs(g) > 1e-6
+    checked += clear.sum()
+    want = np.asarray(start) - lr * g / (np.abs(g) + 1e-8)
+    np.testing.assert_allclose(np.asarray(got)[clear], want[clear], atol=1e-6)
+  assert checked > 0.5 * sum(g.size for g in jax.tree.leaves(grads))
 
 
 def test_low_frequency_term_adds_its_pytorch_gradient_to_g():
@@ -87,16 +131,34 @@ def test_low_frequency_term_adds_its_pytorch_gradient_to_g():
   new_state, metrics = step(state, batch, None)
   assert np.isclose(float(metrics["g/low_frequency"]), expected_loss.item(), rtol=1e-5)
   assert np.isclose(float(metrics["g/total"]), expected_loss.item(), rtol=1e-5)
-  # Adam's first step: -lr * g / (|g| + eps), with g PyTorch's gradient of the same term.
-  grads = layouts.generator_from_torch(torch_grads)[0]["params"]
-  checked = 0
-  for got, before, g in zip(jax.tree.leaves(new_state.g_params), jax.tree.leaves(state.g_params),
-                            jax.tree.leaves(grads)):
-    clear = np.abs(g) > 1e-6
-    checked += clear.sum()
-    want = np.asarray(before) - 1e-4 * g / (np.abs(g) + 1e-8)
-    np.testing.assert_allclose(np.asarray(got)[clear], want[clear], atol=1e-6)
-  assert checked > 0.5 * sum(g.size for g in jax.tree.leaves(grads))
+  assert_first_adam_step(state.g_params, new_state.g_params, torch_grads)
+
+
+def test_texture_term_adds_its_pytorch_gradient_to_g():
+  net_g, _, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(4)
+  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+
+  def torch_rms(x):
+    energy = torch.zeros_like(x)
+    energy[:, :, :-1] += (x[:, :, 1:] - x[:, :, :-1]) ** 2
+    energy[:, :, :, :-1] += (x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2
+    return torch.sqrt(F.avg_pool2d(energy, 8) + 1e-6)
+
+  expected_loss = F.l1_loss(torch_rms(net_g(lq)), torch_rms(gt))
+  expected_loss.backward()
+  torch_grads = {k: p.grad.numpy().copy() for k, p in net_g.named_parameters()}
+
+  state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
+  config = loss_config()  # Only the new term moves G:
+  config.update(pixel_weight=0.0, gan_weight=0.0, texture_weight=1.0, texture_block=8)
+  step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch), None,
+                                 config, g_tx, d_tx))
+  # The term compares with GT itself, not the sharpened GT of the pixel and perceptual terms.
+  batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(0.5 * gt)}
+  new_state, metrics = step(state, batch, None)
+  assert np.isclose(float(metrics["g/texture"]), expected_loss.item(), rtol=1e-5)
+  assert np.isclose(float(metrics["g/total"]), expected_loss.item(), rtol=1e-5)
+  assert_first_adam_step(state.g_params, new_state.g_params, torch_grads)
 
 
 def test_perceptual_matches_basicsr_formula():
