@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import jax
@@ -149,12 +150,34 @@ def tiny_runs(tmp_path_factory, data):
     compiled_steps.append(CountingStep(jit_data_parallel(*args)))
     return compiled_steps[-1]
 
+  # Which tf.data iterators are still alive when the run exports its generator.
+  iterators, alive_at_export = [], []
+  make_dataset, export_ema = trainer.input_pipeline.make_train_dataset, trainer.export_lib.export_ema
+
+  def tracked_dataset(*args, **kwargs):
+    dataset = make_dataset(*args, **kwargs)
+
+    class Tracked:
+      def as_numpy_iterator(self):
+        iterator = dataset.as_numpy_iterator()
+        iterators.append(weakref.ref(iterator))
+        return iterator
+
+    return Tracked()
+
+  def export_and_look(*args, **kwargs):
+    alive_at_export.append([ref() is not None for ref in iterators])
+    return export_ema(*args, **kwargs)
+
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(trainer.sharding, "jit_data_parallel", keep_jitted_step)
+    patch.setattr(trainer.input_pipeline, "make_train_dataset", tracked_dataset)
+    patch.setattr(trainer.export_lib, "export_ema", export_and_look)
     result = trainer.train(tiny_config(data), root / "straight")
   trainer.train(tiny_config(data, total_steps=2), root / "resumed")
   resumed = trainer.train(tiny_config(data, total_steps=4), root / "resumed")
   return {"root": root, "result": result, "resumed": resumed, "compiled": compiled_steps,
+          "iterators_alive_at_export": alive_at_export,
           "first": restore_state(root / "straight", 2), "last": restore_state(root / "straight", 4)}
 
 
@@ -168,6 +191,11 @@ def test_a_run_compiles_its_step_once_and_checkpoints_on_schedule(tiny_runs):
   assert (step_fn.lowerings, step_fn.jit_calls) == (1, 0)
   assert sorted(os.listdir(root / "straight" / "checkpoints")) == ["2", "4"]
   assert list((root / "straight" / "logs").glob("events.out.tfevents.*"))
+  # The input pipeline was torn down when training ended, before the final export (and the final
+  # evaluation), not when train() returned; it was alive for the exports of generator_best.
+  *during, final = tiny_runs["iterators_alive_at_export"]
+  assert during and all(alive == [True] for alive in during)
+  assert final == [False]
 
 
 @pytest.mark.slow
