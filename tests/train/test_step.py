@@ -115,48 +115,40 @@ def assert_first_adam_step(before, after, torch_grads, lr=1e-4):
   assert checked > 0.5 * sum(g.size for g in jax.tree.leaves(grads))
 
 
-def test_low_frequency_term_adds_its_pytorch_gradient_to_g():
-  net_g, _, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(3)
-  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
-  expected_loss = F.l1_loss(F.avg_pool2d(net_g(lq), 8), F.avg_pool2d(gt, 8))
-  expected_loss.backward()
-  torch_grads = {k: p.grad.numpy().copy() for k, p in net_g.named_parameters()}
-
-  state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
-  config = loss_config()  # Only the new term moves G:
-  config.update(pixel_weight=0.0, gan_weight=0.0, low_frequency_weight=1.0, low_frequency_block=8)
-  step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch), None,
-                                 config, g_tx, d_tx))
-  batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt)}
-  new_state, metrics = step(state, batch, None)
-  assert np.isclose(float(metrics["g/low_frequency"]), expected_loss.item(), rtol=1e-5)
-  assert np.isclose(float(metrics["g/total"]), expected_loss.item(), rtol=1e-5)
-  assert_first_adam_step(state.g_params, new_state.g_params, torch_grads)
+def torch_block_mean_l1(sr, gt):
+  return F.l1_loss(F.avg_pool2d(sr, 8), F.avg_pool2d(gt, 8))
 
 
-def test_texture_term_adds_its_pytorch_gradient_to_g():
-  net_g, _, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(4)
-  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
-
-  def torch_rms(x):
+def torch_texture_energy_l1(sr, gt):
+  def rms(x):
     energy = torch.zeros_like(x)
     energy[:, :, :-1] += (x[:, :, 1:] - x[:, :, :-1]) ** 2
     energy[:, :, :, :-1] += (x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2
     return torch.sqrt(F.avg_pool2d(energy, 8) + 1e-6)
 
-  expected_loss = F.l1_loss(torch_rms(net_g(lq)), torch_rms(gt))
+  return F.l1_loss(rms(sr), rms(gt))
+
+
+@pytest.mark.parametrize("metric, torch_loss, weights", [
+    ("g/low_frequency", torch_block_mean_l1, dict(low_frequency_weight=1.0, low_frequency_block=8)),
+    ("g/texture", torch_texture_energy_l1, dict(texture_weight=1.0, texture_block=8)),
+])
+def test_an_optional_g_term_adds_its_pytorch_gradient(metric, torch_loss, weights):
+  net_g, _, (g_vars, g_arch), (d_vars, d_arch), (g_tx, d_tx) = tiny_networks(3)
+  lq, gt = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
+  expected_loss = torch_loss(net_g(lq), gt)
   expected_loss.backward()
   torch_grads = {k: p.grad.numpy().copy() for k, p in net_g.named_parameters()}
 
   state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx)
-  config = loss_config()  # Only the new term moves G:
-  config.update(pixel_weight=0.0, gan_weight=0.0, texture_weight=1.0, texture_block=8)
+  config = loss_config()  # Only the optional term moves G:
+  config.update(pixel_weight=0.0, gan_weight=0.0, **weights)
   step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch), None,
                                  config, g_tx, d_tx))
   # The term compares with GT itself, not the sharpened GT of the pixel and perceptual terms.
   batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(0.5 * gt)}
   new_state, metrics = step(state, batch, None)
-  assert np.isclose(float(metrics["g/texture"]), expected_loss.item(), rtol=1e-5)
+  assert np.isclose(float(metrics[metric]), expected_loss.item(), rtol=1e-5)
   assert np.isclose(float(metrics["g/total"]), expected_loss.item(), rtol=1e-5)
   assert_first_adam_step(state.g_params, new_state.g_params, torch_grads)
 
