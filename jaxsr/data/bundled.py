@@ -129,9 +129,11 @@ _PROTOCOLS = {"retina.jpg[bottom]": "retina-x2", "microaneurysms.png": "retina-x
 
 
 class BundledImages(source_lib.ImageSource):
-  """`bundled:train` / `bundled:heldout`."""
+  """`bundled:train` / `bundled:heldout`, or the images of a split that `names` lists (in that
+  order), e.g. `bundled:heldout:retina.jpg[bottom],microaneurysms.png` (parts of a file, such as
+  the bottom of retina.jpg, have no other spec)."""
 
-  def __init__(self, split: str):
+  def __init__(self, split: str, names: Optional[list[str]] = None):
     super().__init__()
     if split not in SPLITS:
       raise source_lib.SourceError(
@@ -139,11 +141,21 @@ class BundledImages(source_lib.ImageSource):
           f"{', '.join('bundled:' + s for s in SPLITS)}")
     self._split = split
     self._entries = _IMAGES[split]
+    self._spec = f"bundled:{split}"
+    if names:
+      by_name = {entry[0]: entry for entry in self._entries}
+      unknown = [name for name in names if name not in by_name]
+      if unknown:
+        raise source_lib.SourceError(
+            f"bundled:{split} has no image {', '.join(map(repr, unknown))}; it has "
+            f"{', '.join(by_name)}")
+      self._entries = [by_name[name] for name in names]
+      self._spec += ":" + ",".join(names)
     self._cache: dict[int, np.ndarray] = {}
 
   @property
   def location(self) -> str:
-    return f"bundled:{self._split} (scikit-image and pydicom-data files)"
+    return f"{self._spec} (scikit-image and pydicom-data files)"
 
   def __len__(self) -> int:
     return len(self._entries)

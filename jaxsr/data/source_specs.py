@@ -3,8 +3,9 @@
   tfds:NAME[/CONFIG]       a prepared TFDS split (`jaxsr.data.builders`: stare, shenzhen/multiscale,
                            drive, nih_chest_xray14/random40_seed0, ...); prepared from
                            `manual_dir` first when one is given
-  bundled:SPLIT            bundled:train / bundled:heldout, the offline runs' split of the images
-                           below (`jaxsr.data.bundled`)
+  bundled:SPLIT[:NAME,...] bundled:train / bundled:heldout, the offline runs' split of the images
+                           below (`jaxsr.data.bundled`), or the named images of a split
+                           (bundled:heldout:retina.jpg[bottom],microaneurysms.png)
   skimage[:NAME,...]       files of scikit-image's data folder (default: retina.jpg,
                            microaneurysms.png)
   pydicom-data[:NAME,...]  files of pydicom-data, never downloaded (default: RG1_UNCR.dcm,
@@ -29,12 +30,13 @@ from jaxsr.data import image_files
 from jaxsr.data import source
 
 # The accepted forms, for messages and help texts.
-FORMS = ("tfds:NAME[/CONFIG]", f"bundled:{'|'.join(bundled.SPLITS)}", "skimage[:NAME,...]",
+FORMS = ("tfds:NAME[/CONFIG]", f"bundled:{'|'.join(bundled.SPLITS)}[:NAME,...]",
+         "skimage[:NAME,...]",
          "pydicom-data[:NAME,...]", "a path (an image or DICOM file, a folder or a glob)")
 
 
 def describe() -> str:
-  """The grammar in one line: "tfds:NAME[/CONFIG], bundled:train|heldout, ... or a path (...)"."""
+  """The grammar in one line: "tfds:NAME[/CONFIG], bundled:train|heldout[:NAME,...], ... or a path (...)"."""
   return ", ".join(FORMS[:-1]) + " or " + FORMS[-1]
 
 
@@ -51,7 +53,9 @@ def _tfds(rest: str, split, data_dir, manual_dir) -> source.ImageSource:
 
 def _bundled(rest: str, split, data_dir, manual_dir) -> source.ImageSource:
   del split, data_dir, manual_dir
-  return bundled.BundledImages(rest)
+  split_name, _, names = rest.partition(":")
+  return bundled.BundledImages(split_name,
+                               [name.strip() for name in names.split(",") if name.strip()])
 
 
 def _package_files(scheme: str, find: Callable[[str], os.PathLike], default: tuple[str, ...]):

@@ -9,7 +9,7 @@
       --data scans/ --model x2net -o out
 
 --data: a source spec, the grammar training uses too (jaxsr.data.source_specs):
-tfds:NAME[/CONFIG] (jaxsr's TFDS builders), bundled:train|heldout (the offline split),
+tfds:NAME[/CONFIG] (jaxsr's TFDS builders), bundled:train|heldout[:NAME,...] (the offline split),
 skimage[:NAME,...] (scikit-image's fundus images), pydicom-data[:NAME,...] (its radiographs), or an
 image / DICOM file, a folder or a quoted glob; repeatable. Bicubic is always evaluated as the
 baseline. Writes per_image.csv, summary.json, summary.md and comparison.png to -o; every protocol

@@ -129,6 +129,14 @@ def test_bundled_splits_keep_their_names_and_protocols():
   assert bottom.shape[0] == bottom.shape[1] and bottom.shape[0] < retina.shape[0]
   np.testing.assert_array_equal(heldout.read_float(0), bottom / np.float32(255))
   assert len(source_specs.open_source("bundled:train")) == 5
+  # Named images of a split, in the order named: the same images as in the whole split.
+  chosen = source_specs.open_source("bundled:heldout:RG1_UNCR.dcm, retina.jpg[bottom]")
+  assert len(chosen) == 2 and [chosen.name(i) for i in range(2)] == [names[2], names[0]]
+  assert [chosen.protocol(i) for i in range(2)] == ["chest-x4", "retina-x2"]
+  np.testing.assert_array_equal(chosen.read(1), bottom)
+  np.testing.assert_array_equal(chosen.read_float(0), heldout.read_float(2))
+  assert chosen.where(1) == heldout.where(0)
+  assert chosen.location.startswith("bundled:heldout:RG1_UNCR.dcm,retina.jpg[bottom] ")
 
 
 def test_validation_and_evaluation_open_any_spec(tmp_path):
@@ -144,6 +152,9 @@ def test_validation_and_evaluation_open_any_spec(tmp_path):
   assert [(i.name, i.where) for i in listed][1:] == [
       ("microaneurysms.png", "bundled:heldout microaneurysms.png"),
       ("RG1_UNCR.dcm", "bundled:heldout RG1_UNCR.dcm")]
+  # ... and --data could not pick the held-out part of retina.jpg without its neighbours.
+  listed = evaluate_data.list_images("bundled:heldout:retina.jpg[bottom],microaneurysms.png")
+  assert [i.name for i in listed] == ["retina.jpg[bottom]", "microaneurysms.png"]
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -152,6 +163,9 @@ def test_validation_and_evaluation_open_any_spec(tmp_path):
     ("bundled", "'bundled' names no images"),
     ("", "no image source given"),
     ("bundled:test", "bundled:test: no such split; .* bundled:train, bundled:heldout"),
+    ("bundled:heldout:RG1_UNCR.dcm,retina.jpg[top]",
+     r"bundled:heldout has no image 'retina.jpg\[top\]'; it has retina.jpg\[bottom\], "
+     "microaneurysms.png, RG1_UNCR.dcm"),
     ("tfds:", "tfds: needs a builder name"),
     ("skimage:nope.png", "skimage:nope.png: no such file in this scikit-image install"),
     ("pydicom-data:nope.dcm", "pydicom-data:nope.dcm: not installed"),
@@ -165,7 +179,7 @@ def test_a_bad_spec_is_one_source_error_saying_what_was_looked_for(tmp_path, spe
   with pytest.raises(source.SourceError, match=message) as raised:
     source_specs.open_source(spec.format(tmp=tmp_path))
   if "names no images" in message or "no image source" in message:  # A spec of no known form.
-    for form in ("tfds:NAME[/CONFIG]", "bundled:train|heldout", "skimage[:NAME,...]",
+    for form in ("tfds:NAME[/CONFIG]", "bundled:train|heldout[:NAME,...]", "skimage[:NAME,...]",
                  "pydicom-data[:NAME,...]", "a folder or a glob"):
       assert form in str(raised.value)
 
