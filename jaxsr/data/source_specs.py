@@ -36,7 +36,8 @@ FORMS = ("tfds:NAME[/CONFIG]", f"bundled:{'|'.join(bundled.SPLITS)}[:NAME,...]",
 
 
 def describe() -> str:
-  """The grammar in one line: "tfds:NAME[/CONFIG], bundled:train|heldout[:NAME,...], ... or a path (...)"."""
+  """The grammar in one line: "tfds:NAME[/CONFIG], bundled:train|heldout[:NAME,...], ... or a
+  path (...)"."""
   return ", ".join(FORMS[:-1]) + " or " + FORMS[-1]
 
 

@@ -9,12 +9,12 @@ Each RUN_DIR is the --out of one `python -m jaxsr.study` run, the runs differing
 `--config.train.seed`. Several runs of one seed (arms trained by separate commands, say a new arm
 against a baseline run earlier) are merged into that seed's run, if they scored every model they
 share (bicubic, pretrained, ...) identically: a check that they ran the same code and data on
-the same kind of machine, which a short GAN run's float rounding is sensitive to. The seed decides the training crops, their degradations
-and the discriminator's initialisation, so one run's table cannot tell an arm's effect from its
-luck (the arms of one run share the seed, which pairs them). Writes README.md (per protocol: each
-model's mean and standard deviation over the seeds; for each compared arm the paired difference
-seed by seed, its mean with a 95 % t-interval, and how many seeds the arm won) and seeds.json
-(every number in it).
+the same kind of machine, which a short GAN run's float rounding is sensitive to. The seed
+decides the training crops, their degradations and the discriminator's initialisation, so one
+run's table cannot tell an arm's effect from its luck (the arms of one run share the seed, which
+pairs them). Writes README.md (per protocol: each model's mean and standard deviation over the
+seeds; for each compared arm the paired difference seed by seed, its mean with a 95 % t-interval,
+and how many seeds the arm won) and seeds.json (every number in it).
 """
 
 from __future__ import annotations

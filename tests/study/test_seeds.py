@@ -104,8 +104,8 @@ def test_an_arm_run_later_joins_its_seeds_baseline_run(tmp_path, capsys):
   together = [write_run(tmp_path / f"one{s}", s, RUNS[s]) for s in RUNS]
   split = []
   for s in RUNS:
-    split.append(write_run(tmp_path / f"base{s}", s, {m: RUNS[s][m] for m in ("pretrained", "base")},
-                           arm_seeds={"base": s}))
+    split.append(write_run(tmp_path / f"base{s}", s,
+                           {m: RUNS[s][m] for m in ("pretrained", "base")}, arm_seeds={"base": s}))
     later = write_run(tmp_path / f"lf{s}", s, {m: RUNS[s][m] for m in ("pretrained", "lf")},
                       arm_seeds={"lf": s})
     results = json.loads((later / "results.json").read_text())  # A metric added since:

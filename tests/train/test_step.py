@@ -104,7 +104,7 @@ def tiny_networks(seed):
 
 
 def assert_first_adam_step(before, after, torch_grads, lr=1e-4):
-  """Adam's first step moved every G parameter by -lr * g / (|g| + eps), with g PyTorch's gradient."""
+  """Adam's first step moved every G parameter by -lr * g / (|g| + eps), g PyTorch's gradient."""
   grads = layouts.generator_from_torch(torch_grads)[0]["params"]
   checked = 0
   for got, start, g in zip(jax.tree.leaves(after), jax.tree.leaves(before), jax.tree.leaves(grads)):

@@ -152,7 +152,8 @@ def tiny_runs(tmp_path_factory, data):
 
   # Which tf.data iterators are still alive when the run exports its generator.
   iterators, alive_at_export = [], []
-  make_dataset, export_ema = trainer.input_pipeline.make_train_dataset, trainer.export_lib.export_ema
+  make_dataset = trainer.input_pipeline.make_train_dataset
+  export_ema = trainer.export_lib.export_ema
 
   def tracked_dataset(*args, **kwargs):
     dataset = make_dataset(*args, **kwargs)
