@@ -172,7 +172,7 @@ def test_cli_refuses_a_spec_of_no_known_form_naming_the_forms(tmp_path, capsys):
   assert cli.main(argv) == 2
   message = capsys.readouterr().err
   assert message.startswith("error: 'skimge:retina.jpg' names no images")
-  assert "tfds:NAME[/CONFIG], bundled:train|heldout, skimage[:NAME,...]" in message
+  assert "tfds:NAME[/CONFIG], bundled:train|heldout[:NAME,...], skimage[:NAME,...]" in message
   assert not (tmp_path / "out").exists()
 
 
