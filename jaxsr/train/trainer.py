@@ -97,8 +97,8 @@ def _loss_config(config) -> ml_collections.ConfigDict:
       ema_debias=config.ema_debias,
       low_frequency_weight=config.loss.low_frequency_weight,
       low_frequency_block=config.loss.low_frequency_block,
-      texture_weight=config.loss.get("texture_weight", 0.0),
-      texture_block=config.loss.get("texture_block", 8),
+      texture_weight=config.loss.texture_weight,
+      texture_block=config.loss.texture_block,
       d_warmup_steps=config.discriminator.warmup_steps))
 
 
@@ -361,8 +361,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, A
   # 40-58 s in that destructor). `batches` holds the only reference to the iterator.
   started = time.perf_counter()
   del batches
-  if is_chief and time.perf_counter() - started > 5:
-    print(f"the input pipeline took {time.perf_counter() - started:.0f} s to stop")
+  teardown_s = time.perf_counter() - started
+  if is_chief and teardown_s > 5:
+    print(f"the input pipeline took {teardown_s:.0f} s to stop")
   manager.wait_until_finished()
   writer.flush()
 
