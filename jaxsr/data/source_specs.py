@@ -41,6 +41,11 @@ def describe() -> str:
   return ", ".join(FORMS[:-1]) + " or " + FORMS[-1]
 
 
+def _names(text: str) -> list[str]:
+  """The NAME,... list after a scheme: comma-separated, spaces around names ignored."""
+  return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _tfds(rest: str, split, data_dir, manual_dir) -> source.ImageSource:
   if not rest:
     raise source.SourceError("tfds: needs a builder name, e.g. tfds:drive or "
@@ -55,14 +60,13 @@ def _tfds(rest: str, split, data_dir, manual_dir) -> source.ImageSource:
 def _bundled(rest: str, split, data_dir, manual_dir) -> source.ImageSource:
   del split, data_dir, manual_dir
   split_name, _, names = rest.partition(":")
-  return bundled.BundledImages(split_name,
-                               [name.strip() for name in names.split(",") if name.strip()])
+  return bundled.BundledImages(split_name, _names(names))
 
 
 def _package_files(scheme: str, find: Callable[[str], os.PathLike], default: tuple[str, ...]):
   def open_files(rest: str, split, data_dir, manual_dir) -> source.ImageSource:
     del split, data_dir, manual_dir
-    names = [name.strip() for name in rest.split(",") if name.strip()] or list(default)
+    names = _names(rest) or list(default)
     paths = [find(name) for name in names]
     # Recorded as `scheme:NAME`, not by this machine's site-packages path.
     return image_files.ImageFiles(paths, f"{scheme}:{','.join(names)}",
