@@ -21,6 +21,7 @@ On GPUs the chip's published dense bf16 peak is added where the device is listed
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -117,10 +118,17 @@ def cpu_fma_peak_flops_per_s(threads: int | None = None, iterations: int = 100_0
 def xla_flops(fn, *args) -> float:
   """FLOPs of `fn(*args)` by XLA's cost model, from the traced program (shapes only: `args` may
   be arrays or jax.ShapeDtypeStruct). A convolution counts two per multiply-add of an input pixel
-  inside the image: taps on the zero padding are left out (1.4 % of a 3x3 conv on 96x96 maps)."""
+  inside the image: taps on the zero padding are left out (1.4 % of a 3x3 conv on 96x96 maps).
+  Programs with a loop are refused (ValueError): the cost model counts a loop's body once."""
   import jax  # pylint: disable=import-outside-toplevel
 
-  cost = jax.jit(fn).lower(*args).cost_analysis()
+  lowered = jax.jit(fn).lower(*args)
+  # XLA's cost model counts a loop's body once, whatever its trip count (a scan over RRDBNet's
+  # 23 blocks counted as one block), so a program with a loop has no honest count here.
+  if re.search(r"\bstablehlo\.while\b", lowered.as_text()):
+    raise ValueError("the program has a loop, whose body XLA's cost model counts once; "
+                     "count the FLOPs of an unrolled form")
+  cost = lowered.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0]
   if not cost or "flops" not in cost:

@@ -150,7 +150,7 @@ def main() -> None:
   import jax  # pylint: disable=import-outside-toplevel
   from jaxsr.infer import devices  # pylint: disable=import-outside-toplevel
   devices.use_cpu_cores(1 if args.single_thread else args.cpu_devices)
-  from jaxsr import demo  # pylint: disable=import-outside-toplevel
+  from jaxsr import checkpoint, demo  # pylint: disable=import-outside-toplevel
   from jaxsr.convert import convert, ncnn  # pylint: disable=import-outside-toplevel
   from jaxsr.infer import tiling  # pylint: disable=import-outside-toplevel
   from jaxsr.infer.upscaler import Upscaler  # pylint: disable=import-outside-toplevel
@@ -187,8 +187,12 @@ def main() -> None:
   for times in (jaxsr_times, torch_times):
     times["output_megapixels_per_s"] = round(megapixels / times["best_s"], 4)
   device = jax.devices()[0]
+  # Counted on the network's training form: the Upscaler's RRDBNet scans its blocks, and XLA's
+  # cost model would count the scanned block once.
+  unrolled = checkpoint.build_model(upscaler.metadata)
+  window = jax.ShapeDtypeStruct((1, windows[0], windows[0], 3), np.float32)
   window_flops = roofline.xla_flops(
-      upscaler.network, jax.ShapeDtypeStruct((1, windows[0], windows[0], 3), np.float32))
+      unrolled.apply, jax.eval_shape(unrolled.init, jax.random.key(0), window), window)
   matmul = {"jaxsr": roofline.jax_matmul_flops_per_s(args.dtype), "pytorch": torch_matmul}
   # The fp32 arithmetic peak of the cores both sides ran on (a CPU run in fp32 only).
   fma_peak = roofline.cpu_fma_peak_flops_per_s(1 if args.single_thread else None) \

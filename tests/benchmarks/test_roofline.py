@@ -74,3 +74,11 @@ def test_fma_peak_bounds_a_matmul_on_the_same_cores():
   matmul = roofline.torch_matmul_flops_per_s(size=1024, repeats=3)
   assert matmul <= 1.1 * peak
   assert matmul >= 0.1 * peak
+
+
+def test_xla_flops_refuses_a_loop_whose_body_the_cost_model_counts_once():
+  def repeated(x):
+    return jax.lax.fori_loop(0, 23, lambda _, y: y @ y, x)
+
+  with pytest.raises(ValueError, match="loop"):
+    roofline.xla_flops(repeated, jax.ShapeDtypeStruct((8, 8), jnp.float32))
