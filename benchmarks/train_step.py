@@ -27,8 +27,11 @@ import roofline  # pylint: disable=wrong-import-position  # benchmarks/roofline.
 import torch_process  # pylint: disable=wrong-import-position  # benchmarks/torch_process.py
 
 
-def jax_stepper(args):
-  """(first step's info, run_one_step) for jaxsr, built as `python -m jaxsr.train` builds it."""
+def jax_stepper(args, count_flops: bool = True):
+  """(first step's info, run_one_step) for jaxsr, built as `python -m jaxsr.train` builds it.
+
+  `count_flops`: also count the whole batch's FLOPs (XLA's cost model compiles the step once
+  more, unsharded) for the roofline."""
   import jax
   import jax.numpy as jnp
   import ml_collections
@@ -65,7 +68,8 @@ def jax_stepper(args):
   state = state_lib.create(g_params, d_vars, g_tx, d_tx)
   # The whole batch's FLOPs: the same step unsharded, by XLA's cost model.
   flops = roofline.xla_flops(make_train_step(g, d, features, loss, g_tx, d_tx),
-                             *roofline.shape_structs((state, batch, vgg_vars)))
+                             *roofline.shape_structs((state, batch, vgg_vars))) \
+      if count_flops else None
   state = jax.device_put(state, sharding.replicated(mesh))
   vgg_vars = jax.device_put(vgg_vars, sharding.replicated(mesh))
   batch = sharding.global_batch(batch, sharding.batch_sharded(mesh))
