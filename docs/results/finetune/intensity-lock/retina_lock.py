@@ -2,8 +2,10 @@
 
     python docs/results/finetune/intensity-lock/retina_lock.py FINE_TUNED PRETRAINED OUT_DIR
 
-(`jaxsr.evaluate`'s command line cannot pick the two fundus images out of `bundled:heldout`, so
-this calls the same `jaxsr.evaluate.run.evaluate` the study uses.)
+(`jaxsr.evaluate`'s `--intensity-lock` applies to every model of a run, and the table pairs each
+generator with and without the lock on the same images, so this calls the same
+`jaxsr.evaluate.run.evaluate` the study uses with four models. The images alone are
+`--data 'bundled:heldout:retina.jpg[bottom],microaneurysms.png'` on the command line.)
 """
 import sys
 
