@@ -30,8 +30,8 @@ import torch_process  # pylint: disable=wrong-import-position  # benchmarks/torc
 def jax_stepper(args, count_flops: bool = True):
   """(first step's info, run_one_step) for jaxsr, built as `python -m jaxsr.train` builds it.
 
-  `count_flops`: also count the whole batch's FLOPs (XLA's cost model compiles the step once
-  more, unsharded) for the roofline."""
+  `count_flops`: also count the whole batch's FLOPs (the step traced and lowered once
+  more, unsharded, for XLA's cost model) for the roofline."""
   import jax
   import jax.numpy as jnp
   import ml_collections
