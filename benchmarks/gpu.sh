@@ -9,10 +9,15 @@
 #
 #   bash benchmarks/gpu.sh            # PYTHON=... to pick the interpreter
 #
+# On a GPU machine without this project's packages: `bash benchmarks/gpu_kit.sh` here first, then
+# carry .gpu along (see there).
+#
 # Not yet run on a GPU: no accelerator has been lent to this project's sessions so far.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
+# What a GPU machine's own Python lacks, packed here by benchmarks/gpu_kit.sh and carried along.
+if [ -d .gpu/site ]; then export PYTHONPATH="$PWD/.gpu/site${PYTHONPATH:+:$PYTHONPATH}"; fi
 "$PY" -c "import jax; d = jax.devices()[0]; assert d.platform == 'gpu', d; print(d.device_kind)"
 for dtype in fp32 bf16; do
   timeout 150 "$PY" benchmarks/upscale_throughput.py --size 512 --tile 256 --tile-pad 24 \
