@@ -10,27 +10,47 @@
 #   bash benchmarks/gpu.sh            # PYTHON=... to pick the interpreter
 #
 # On a GPU machine without this project's packages: `bash benchmarks/gpu_kit.sh` here first, then
-# carry .gpu along (see there).
+# carry .gpu along (see there). A benchmark that fails or runs out of its time does not stop the
+# others; the script exits 1 at the end, naming them. Where $OUT is set (the device tool's folder
+# of files that come back), the results and this script's log are copied there, failures too.
 #
 # Not yet run on a GPU: no accelerator has been lent to this project's sessions so far.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 # What a GPU machine's own Python lacks, packed here by benchmarks/gpu_kit.sh and carried along.
 if [ -d .gpu/site ]; then export PYTHONPATH="$PWD/.gpu/site${PYTHONPATH:+:$PYTHONPATH}"; fi
-"$PY" -c "import jax; d = jax.devices()[0]; assert d.platform == 'gpu', d; print(d.device_kind)"
+if [ -n "${OUT:-}" ]; then
+  exec > >(tee "$OUT/gpu.log") 2>&1
+  trap 'cp benchmarks/results/*gpu*.json "$OUT/" 2>/dev/null' EXIT
+fi
+"$PY" -c "import jax; d = jax.devices()[0]; assert d.platform == 'gpu', d; print(d.device_kind)" \
+    || exit 1
+
+failed=()
+bench() {  # SECONDS RESULT_NAME ARGS...: one benchmark under a time limit; a failure is noted.
+  local seconds=$1 name=$2
+  shift 2
+  echo "== $name"
+  timeout "$seconds" "$PY" "$@" --out "benchmarks/results/$name.json" || failed+=("$name")
+}
+
 for dtype in fp32 bf16; do
-  timeout 150 "$PY" benchmarks/upscale_throughput.py --size 512 --tile 256 --tile-pad 24 \
-      --batch 8 --repeats 3 --dtype "$dtype" --out "benchmarks/results/upscale_gpu_${dtype}.json"
+  bench 150 "upscale_gpu_${dtype}" benchmarks/upscale_throughput.py --size 512 --tile 256 \
+      --tile-pad 24 --batch 8 --repeats 3 --dtype "$dtype"
   # PyTorch's side runs in a process of its own on the same GPU: leave it room beside JAX's pool.
-  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout 150 "$PY" benchmarks/train_step.py --batch 10 \
-      --gt 256 --blocks 23 --steps 10 --dtype "$dtype" \
-      --out "benchmarks/results/train_step_gpu_${dtype}.json"
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 bench 150 "train_step_gpu_${dtype}" benchmarks/train_step.py \
+      --batch 10 --gt 256 --blocks 23 --steps 10 --dtype "$dtype"
 done
 # Issue 12's FLOP/s target: the x4plus forward on 512x512 tiles (its `roofline` record has the
 # fraction of the chip's published bf16 peak).
-timeout 120 "$PY" benchmarks/upscale_throughput.py --size 1024 --tile 512 --tile-pad 24 \
-    --batch 4 --repeats 3 --dtype bf16 --out benchmarks/results/upscale_gpu_bf16_tile512.json
-timeout 150 "$PY" benchmarks/upscale_throughput.py --model compact --size 512 --tile 256 \
-    --tile-pad 24 --batch 8 --repeats 3 --dtype bf16 --out benchmarks/results/upscale_compact_gpu_bf16.json
-timeout 90 "$PY" benchmarks/bf16_accuracy.py --size 128 --out benchmarks/results/bf16_accuracy_gpu.json
+bench 120 upscale_gpu_bf16_tile512 benchmarks/upscale_throughput.py --size 1024 --tile 512 \
+    --tile-pad 24 --batch 4 --repeats 3 --dtype bf16
+bench 150 upscale_compact_gpu_bf16 benchmarks/upscale_throughput.py --model compact --size 512 \
+    --tile 256 --tile-pad 24 --batch 8 --repeats 3 --dtype bf16
+bench 90 bf16_accuracy_gpu benchmarks/bf16_accuracy.py --size 128
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "failed or out of time: ${failed[*]}" >&2
+  exit 1
+fi
