@@ -77,10 +77,7 @@ def perfetto_events(trace_dir: Path) -> list[dict]:
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--gt", type=int, default=64, help="GT crop size (LR is gt / 4)")
-  parser.add_argument("--blocks", type=int, default=23, help="RRDB blocks (23 = x4plus)")
-  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+  train_step.add_step_arguments(parser)
   parser.add_argument("--warmup", type=int, default=3, help="untraced steps after the first")
   parser.add_argument("--steps", type=int, default=3, help="traced steps")
   parser.add_argument("--out", type=Path, default=Path("benchmarks/results/step_profile_cpu.json"))

@@ -164,14 +164,19 @@ def interleaved(args) -> dict:
               matmul, jax_info["device"], fma_peak)}
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+  """The options that size the step (`jax_stepper` reads them; `step_profile.py` shares them)."""
   parser.add_argument("--batch", type=int, default=2)
   parser.add_argument("--gt", type=int, default=64, help="GT crop size (LR is gt / 4)")
   parser.add_argument("--blocks", type=int, default=23, help="RRDB blocks (23 = x4plus)")
+  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  add_step_arguments(parser)
   parser.add_argument("--steps", type=int, default=7,
                       help="timed rounds (one step of each side) after the first steps")
-  parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
   parser.add_argument("--one-cpu-device", action="store_true",
                       help="one CPU device for JAX (default: one per core, as the trainer does)")
   parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step_cpu.json"))
