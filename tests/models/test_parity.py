@@ -13,6 +13,7 @@ from jaxsr.convert import layouts
 from jaxsr.models import (SPECTRAL_COLLECTION, SRVGGNetCompact, UNetDiscriminatorSN,
                           VGG19Features, build_generator, for_inference)
 from jaxsr.models import vgg as vgg_lib
+from jaxsr.models import winograd
 
 TOL = 1e-4
 
@@ -46,6 +47,26 @@ def test_generator_matches_pytorch(scale, form):
     assert generator.scan_body
   out = to_nchw(generator.apply(variables, nhwc(x)))
   assert out.shape == (2, 3, 16 * scale, 24 * scale)
+  np.testing.assert_allclose(out, expected, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_inference_form_on_cpu_computes_dense_blocks_by_winograd_and_matches_pytorch(
+    scale, monkeypatch):
+  """Body maps of 32x36: large enough for the stacked form, so `for_inference` on this CPU
+  computes every dense block by Winograd F(4x4, 3x3)."""
+  calls = []
+  dense_convs = winograd.dense_convs
+  monkeypatch.setattr(winograd, "dense_convs", lambda *a, **k: calls.append(1) or dense_convs(*a, **k))
+  torch.manual_seed(20 + scale)
+  net = tn.RRDBNet(scale=scale, num_block=2).eval()
+  variables, arch = layouts.generator_from_torch(numpy_state(net))
+  x = torch.rand(1, 3, 32 * 4 // scale, 36 * 4 // scale)
+  with torch.no_grad():
+    expected = net(x).numpy()
+  generator = for_inference(build_generator(arch))
+  out = to_nchw(generator.apply(variables, nhwc(x)))
+  assert generator.winograd and calls  # Traced once per block (the scan traces one RRDB).
   np.testing.assert_allclose(out, expected, atol=TOL, rtol=0)
 
 
