@@ -189,7 +189,8 @@ class ResidualDenseBlock(nn.Module):
 
   `winograd=True` (CPU inference, `generators.for_inference`) computes the float32 convs of
   maps the stacked form would take, and whose sides are multiples of 4, by Winograd F(4x4, 3x3)
-  (`winograd.dense_convs`): 4x fewer multiply-adds; a 96x96 x4plus window ran 1.4x faster.
+  (`winograd.dense_convs`): 4x fewer multiply-adds; tiled x4plus upscaling on a 2-core Zen 3
+  went from 1.03-1.08x PyTorch's throughput to 1.33x (96x96 windows) and 1.82x (304x304).
   """
 
   num_feat: int = 64
