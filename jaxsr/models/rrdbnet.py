@@ -188,7 +188,7 @@ class ResidualDenseBlock(nn.Module):
   concatenated form's kernel gradients come from one matmul per block (`_dense_concatenated_vjp`).
 
   `winograd=True` (CPU inference, `generators.for_inference`) computes the float32 convs of
-  maps the stacked form would take, and whose sides are multiples of 4, by Winograd F(4x4, 3x3)
+  maps of at least `winograd.MIN_PIXELS` whose sides are multiples of 4 by Winograd F(4x4, 3x3)
   (`winograd.dense_convs`): 4x fewer multiply-adds; tiled x4plus upscaling on a 2-core Zen 3
   went from 1.03-1.08x PyTorch's throughput to 1.33x (96x96 windows) and 1.82x (304x304).
   """
@@ -207,7 +207,7 @@ class ResidualDenseBlock(nn.Module):
     if height * width < STACKED_MIN_PIXELS:
       x5 = _dense_concatenated(x, convs, self.dtype)
     elif (self.winograd and jnp.dtype(self.dtype) == jnp.float32
-          and winograd_lib.fits(height, width)):
+          and height * width >= winograd_lib.MIN_PIXELS and winograd_lib.fits(height, width)):
       x5 = winograd_lib.dense_convs(x, convs, LEAKY_SLOPE)
     else:
       x5 = _dense_stacked(x, convs, self.dtype)

@@ -53,15 +53,15 @@ def test_generator_matches_pytorch(scale, form):
 @pytest.mark.parametrize("scale", [4, 2])
 def test_inference_form_on_cpu_computes_dense_blocks_by_winograd_and_matches_pytorch(
     scale, monkeypatch):
-  """Body maps of 32x36: large enough for the stacked form, so `for_inference` on this CPU
-  computes every dense block by Winograd F(4x4, 3x3)."""
+  """Body maps of 96x100: large enough (winograd.MIN_PIXELS) for `for_inference` on this CPU
+  to compute every dense block by Winograd F(4x4, 3x3)."""
   calls = []
   dense_convs = winograd.dense_convs
   monkeypatch.setattr(winograd, "dense_convs", lambda *a, **k: calls.append(1) or dense_convs(*a, **k))
   torch.manual_seed(20 + scale)
   net = tn.RRDBNet(scale=scale, num_block=2).eval()
   variables, arch = layouts.generator_from_torch(numpy_state(net))
-  x = torch.rand(1, 3, 32 * 4 // scale, 36 * 4 // scale)
+  x = torch.rand(1, 3, 96 * 4 // scale, 100 * 4 // scale)
   with torch.no_grad():
     expected = net(x).numpy()
   generator = for_inference(build_generator(arch))
