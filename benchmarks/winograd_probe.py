@@ -45,6 +45,7 @@ import report  # pylint: disable=wrong-import-position  # benchmarks/report.py
 import step_profile  # pylint: disable=wrong-import-position  # benchmarks/step_profile.py
 from jaxsr.models import rrdbnet, winograd  # pylint: disable=wrong-import-position
 
+
 def dense_block(x: jax.Array, params: dict, m: int) -> jax.Array:
   """A Residual Dense Block (`params` as ResidualDenseBlock holds them) by Winograd F(m x m)."""
   convs = [(params[f"conv{i + 1}"]["kernel"], params[f"conv{i + 1}"]["bias"]) for i in range(5)]
