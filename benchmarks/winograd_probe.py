@@ -28,9 +28,7 @@ call), and runs that fault took 55-90 ms against 38-43 ms for those that did not
 from __future__ import annotations
 
 import argparse
-import collections
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -75,23 +73,18 @@ def _best_seconds_and_faults(fn, repeats: int) -> tuple[float, float]:
 
 def _traced_split(fn, runs: int = 5) -> dict:
   """Seconds per run in XLA's YNNPACK fusions (the convolutions and matrix products) and in all
-  other ops, from a jax.profiler trace."""
-  trace_dir = Path(tempfile.mkdtemp(prefix="winograd_probe_"))
-  try:
-    jax.block_until_ready(fn())
-    jax.profiler.start_trace(str(trace_dir), create_perfetto_trace=True)
+  other ops, from a jax.profiler trace summed by `step_profile.device_breakdown`."""
+  jax.block_until_ready(fn())
+  with tempfile.TemporaryDirectory() as trace_dir:
+    jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
     for _ in range(runs):
       jax.block_until_ready(fn())
     jax.profiler.stop_trace()
-    split = collections.Counter()
-    for event in step_profile.perfetto_events(trace_dir):
-      op = event.get("args", {}).get("hlo_op")
-      if event.get("ph") == "X" and op:
-        kind = step_profile.op_kind(op)
-        split["products_s" if kind == "ynn_fusion" else "other_ops_s"] += event["dur"] * 1e-6 / runs
-    return dict(split)
-  finally:
-    shutil.rmtree(trace_dir, ignore_errors=True)
+    events = step_profile.perfetto_events(Path(trace_dir))
+  [device] = step_profile.device_breakdown(events, runs, wall_s=0.0).values()  # One device.
+  by_kind = device["by_kind_s_per_step"]
+  products = by_kind.get("ynn_fusion", 0.0)
+  return {"products_s": products, "other_ops_s": sum(by_kind.values()) - products}
 
 
 def main():
