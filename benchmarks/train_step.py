@@ -62,7 +62,7 @@ def jax_stepper(args, count_flops: bool = True):
       perceptual_layer_weights={"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0,
                                 "conv5_4": 1.0}, d_warmup_steps=0))
   mesh = sharding.make_mesh()
-  features = lambda p, x: vgg.apply(p, x)
+  features = lambda p, x, grad_rows=None: vgg.apply(p, x, grad_rows)
   step = sharding.jit_data_parallel(
       make_train_step(g, d, features, loss, g_tx, d_tx, axis_name=sharding.DATA_AXIS), mesh)
   state = state_lib.create(g_params, d_vars, g_tx, d_tx)

@@ -9,6 +9,7 @@ VGG19 is the paper's perceptual network; VGG16 (whose ImageNet weights ship offl
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -55,19 +56,23 @@ def _backward_kernel(kernel):
   return jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
 
 
-@jax.custom_vjp
-def _frozen_conv3x3(x, kernel, backward_kernel):
-  del backward_kernel
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _frozen_conv3x3(x, kernel, backward_kernel, grad_rows):
+  del backward_kernel, grad_rows
   return _conv3x3(x, kernel)
 
 
-def _frozen_conv3x3_fwd(x, kernel, backward_kernel):
+def _frozen_conv3x3_fwd(x, kernel, backward_kernel, grad_rows):
+  del grad_rows
   return _conv3x3(x, kernel), backward_kernel
 
 
-def _frozen_conv3x3_bwd(backward_kernel, grad_out):
-  # The weights are frozen: only the input gets a gradient.
-  return _conv3x3(grad_out, backward_kernel.astype(grad_out.dtype)), None, None
+def _frozen_conv3x3_bwd(grad_rows, backward_kernel, grad_out):
+  # The weights are frozen: only the input gets a gradient, and only its first `grad_rows` rows.
+  backward_kernel = backward_kernel.astype(grad_out.dtype)
+  rows = grad_out.shape[0] if grad_rows is None else grad_rows
+  grad_in = _conv3x3(grad_out[:rows], backward_kernel)
+  return jnp.pad(grad_in, ((0, grad_out.shape[0] - rows), (0, 0), (0, 0), (0, 0))), None, None
 
 
 _frozen_conv3x3.defvjp(_frozen_conv3x3_fwd, _frozen_conv3x3_bwd)
@@ -87,28 +92,36 @@ def with_backward_kernels(variables: Mapping[str, Any]) -> dict[str, Any]:
 
 class _Conv3x3(nn.Module):
   """nn.Conv(features, (3, 3), padding=1)'s parameters and forward; with `frozen`, its backward
-  gives the input gradient only, from a precomputed kernel (`with_backward_kernels`)."""
+  gives the input gradient only, from a precomputed kernel (`with_backward_kernels`), for the
+  first `grad_rows` rows of the batch (all if None; the others get zeros)."""
 
   features: int
   frozen: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, grad_rows=None):
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
     kernel = kernel.astype(self.dtype)
     if self.frozen:
       backward = self.variable(BACKWARD_KERNELS, "kernel").value
-      y = _frozen_conv3x3(x, kernel, backward)
+      y = _frozen_conv3x3(x, kernel, backward, grad_rows)
     else:
       y = _conv3x3(x, kernel)
     return y + bias.astype(self.dtype)
 
 
 class VGGFeatures(nn.Module):
-  """Returns {layer name: pre-activation feature map} for RGB input in [0, 1]."""
+  """Returns {layer name: pre-activation feature map} for RGB input in [0, 1].
+
+  `grad_rows` (frozen networks only): the backward computes the input gradient of the batch's
+  first `grad_rows` rows and gives the others zeros. The perceptual loss runs prediction and
+  target as one batch (one forward) but differentiates only the prediction; without it the
+  backward ran over the target rows too (x4plus GAN step, batch 2, GT 64, 2 CPU devices on a
+  Zen 3: 1.283 s instead of 1.323 s per step, 13 of 14 alternating rounds faster).
+  """
 
   layers: Sequence[str] = PERCEPTUAL_LAYERS
   use_input_norm: bool = True
@@ -119,7 +132,10 @@ class VGGFeatures(nn.Module):
   frozen: bool = False
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, grad_rows: int | None = None):
+    if grad_rows is not None and not (self.frozen and 0 < grad_rows <= x.shape[0]):
+      raise ValueError(f"grad_rows={grad_rows} needs a frozen network and 1..{x.shape[0]} rows "
+                       f"(frozen={self.frozen})")
     index = conv_indices(self.variant)
     unknown = set(self.layers) - set(index)
     if unknown:
@@ -134,7 +150,7 @@ class VGGFeatures(nn.Module):
       for i in range(1, n + 1):
         name = f"conv{block}_{i}"
         x = _Conv3x3(64 * 2 ** min(block - 1, 3), frozen=self.frozen, dtype=self.dtype,
-                     name=name)(x)
+                     name=name)(x, grad_rows)
         if name in self.layers:
           taps[name] = x
         if index[name] == deepest:

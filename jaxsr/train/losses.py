@@ -67,15 +67,16 @@ def bce_with_logits(logits: jax.Array, target_is_real: bool) -> jax.Array:
   return jnp.mean(optax.sigmoid_binary_cross_entropy(logits.astype(jnp.float32), labels))
 
 
-def perceptual(features_fn: Callable[[jax.Array], Mapping[str, jax.Array]],
+def perceptual(features_fn: Callable[..., Mapping[str, jax.Array]],
                pred: jax.Array, target: jax.Array, layer_weights: Mapping[str, float]) -> jax.Array:
   """sum_k w_k * mean|phi_k(pred) - phi_k(target)|, target features held constant.
 
-  `features_fn` maps an NHWC RGB batch in [0, 1] to {layer: features}; both images go through it
-  in one batch so the frozen network runs once.
+  `features_fn(images, grad_rows)` maps an NHWC RGB batch in [0, 1] to {layer: features}; both
+  images go through it in one batch so the frozen network runs once, and `grad_rows` tells it
+  that only the leading rows (the prediction) need an input gradient (`VGGFeatures`).
   """
-  both = features_fn(jnp.concatenate([pred, target], axis=0))
   n = pred.shape[0]
+  both = features_fn(jnp.concatenate([pred, target], axis=0), grad_rows=n)
   total = jnp.zeros((), jnp.float32)
   for layer, weight in layer_weights.items():
     feats = both[layer]

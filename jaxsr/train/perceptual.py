@@ -36,7 +36,8 @@ def _lpips_vgg16_params() -> dict[str, Any]:
 
 
 def build(config, dtype=jnp.float32) -> tuple[Callable | None, Any, dict[str, float]]:
-  """(features_fn(params, images) -> {layer: features}, params, layer weights) for `config.network`.
+  """(features_fn(params, images, grad_rows=None) -> {layer: features}, params, layer weights)
+  for `config.network` (`grad_rows`: see `VGGFeatures`).
 
   Layer weights are given with VGG19 names; for the VGG16 stand-in they are renamed. The network
   is `frozen`: its params come with the kernels of its input gradient, computed here once.
@@ -60,7 +61,8 @@ def build(config, dtype=jnp.float32) -> tuple[Callable | None, Any, dict[str, fl
   else:
     raise PerceptualNetworkError(f"perceptual.network must be one of {NETWORKS}, got {network!r}")
 
-  def features_fn(params, images):
-    return {k: v.astype(jnp.float32) for k, v in module.apply(params, images).items()}
+  def features_fn(params, images, grad_rows=None):
+    return {k: v.astype(jnp.float32)
+            for k, v in module.apply(params, images, grad_rows).items()}
 
   return features_fn, vgg_lib.with_backward_kernels(variables), weights

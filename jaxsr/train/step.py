@@ -56,7 +56,8 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
                     axis_name: str | None = None):
   """Returns train_step(state, batch, perceptual_params) -> (state, metrics).
 
-  `features_fn(perceptual_params, images) -> {layer: features}` is the frozen perceptual network,
+  `features_fn(perceptual_params, images, grad_rows) -> {layer: features}` is the frozen
+  perceptual network (`jaxsr.train.perceptual.build`),
   or None to train without the perceptual term. `config` is the `loss` ConfigDict plus `ema_decay`,
   the optional `ema_debias` (default False: the original's EMA) and `d_warmup_steps` (0: none).
   Its optional `low_frequency_weight` (default 0: the paper's recipe) adds that weight times
@@ -93,8 +94,9 @@ def make_train_step(generator, discriminator, features_fn: Callable | None, conf
       sr = generator.apply({"params": g_params}, lq).astype(jnp.float32)
       pixel = losses.l1(sr, gt_usm)
       if features_fn is not None:
-        percep = losses.perceptual(lambda x: features_fn(perceptual_params, x), sr, gt_usm,
-                                   layer_weights)
+        percep = losses.perceptual(
+            lambda x, grad_rows: features_fn(perceptual_params, x, grad_rows), sr, gt_usm,
+            layer_weights)
       else:
         percep = jnp.zeros((), jnp.float32)
       fake_logits, spectral = discriminate(state.d_params, state.d_spectral, sr)

@@ -162,8 +162,37 @@ def test_perceptual_matches_basicsr_formula():
     fx, fy = vgg.taps(x, list(VGG_INDEX.values())), vgg.taps(y, list(VGG_INDEX.values()))
     expected = sum(w * F.l1_loss(fx[VGG_INDEX[k]], fy[VGG_INDEX[k]]).item() for k, w in LAYER_WEIGHTS.items())
   module = VGG19Features()
-  got = losses.perceptual(lambda im: module.apply(variables, im), nhwc(x), nhwc(y), LAYER_WEIGHTS)
+  got = losses.perceptual(lambda im, grad_rows: module.apply(variables, im), nhwc(x), nhwc(y),
+                          LAYER_WEIGHTS)
   assert np.isclose(float(got), expected, rtol=1e-5)
+
+
+def test_perceptual_gradient_of_the_frozen_network_matches_pytorch_autograd():
+  """Through the frozen VGG19 (precomputed backward kernels, input gradient of the prediction
+  rows only): the prediction's gradient is PyTorch's for BasicSR's formula."""
+  torch.manual_seed(1)
+  vgg = tn.VGG19()
+  with torch.no_grad():  # The spread of real VGG weights, so deep taps are not tiny numbers.
+    for layer in vgg.features:
+      if isinstance(layer, torch.nn.Conv2d):
+        torch.nn.init.kaiming_normal_(layer.weight)
+  variables, _ = layouts.vgg19_from_torch(numpy_state(vgg))
+  x = torch.rand(2, 3, 32, 32, requires_grad=True)
+  y = torch.rand(2, 3, 32, 32)
+  fx, fy = vgg.taps(x, list(VGG_INDEX.values())), vgg.taps(y, list(VGG_INDEX.values()))
+  sum(w * F.l1_loss(fx[VGG_INDEX[k]], fy[VGG_INDEX[k]].detach())
+      for k, w in LAYER_WEIGHTS.items()).backward()
+  expected = x.grad.numpy().transpose(0, 2, 3, 1)
+
+  frozen = VGG19Features(frozen=True)
+  frozen_vars = vgg_lib.with_backward_kernels(variables)
+  features_fn = lambda im, grad_rows: frozen.apply(frozen_vars, im, grad_rows)
+  got = jax.grad(lambda pred: losses.perceptual(features_fn, pred, nhwc(y), LAYER_WEIGHTS))(nhwc(x))
+  scale = np.abs(expected).max()
+  assert scale > 0
+  np.testing.assert_allclose(np.asarray(got), expected, atol=1e-4 * scale, rtol=0)
+  with pytest.raises(ValueError, match="frozen"):
+    VGG19Features().apply(variables, nhwc(x), 1)
 
 
 # ------------------------------------------------------------------------ the whole step
@@ -210,7 +239,8 @@ def test_train_step_matches_pytorch_realesrgan_step():
   state = state_lib.create(g_vars["params"], d_vars, g_tx, d_tx).replace(ema_params=ema_before)
   vgg_module = VGG19Features(frozen=True)
   step = jax.jit(make_train_step(build_generator(g_arch), UNetDiscriminatorSN(**d_arch),
-                                 lambda p, x: vgg_module.apply(p, x), loss_config(), g_tx, d_tx))
+                                 lambda p, x, grad_rows: vgg_module.apply(p, x, grad_rows),
+                                 loss_config(), g_tx, d_tx))
   batch = {"lq": nhwc(lq), "gt": nhwc(gt), "gt_usm": nhwc(gt_usm)}
   new_state, metrics = step(state, batch, vgg_vars)
 
