@@ -1,4 +1,4 @@
-"""Convolutions differentiated by matmuls (`conv_gradients`) against PyTorch's autograd."""
+"""Convolutions with matmul kernel gradients (`conv_gradients`) against PyTorch's autograd."""
 
 import jax
 import jax.numpy as jnp
@@ -10,14 +10,12 @@ import torch.nn.functional as F
 from jaxsr.models import conv_gradients
 
 
-@pytest.mark.parametrize("kernel_size, stride, cin, cout, size, col2im", [
-    (3, 1, 8, 5, (12, 16), False),   # 3x3 convs on maps larger than their kernel.
-    (3, 1, 6, 1, (12, 16), False),   # The discriminator's last conv (64 -> 1).
-    (4, 2, 5, 7, (12, 16), False),   # Its stride-2 4x4 convs on large maps ...
-    (4, 2, 16, 32, (6, 8), True),    # ... and where the kernel outgrows the input.
-    (3, 1, 16, 24, (4, 6), True),    # A 3x3 conv whose kernel outgrows the input.
+@pytest.mark.parametrize("kernel_size, stride, cin, cout, size, matmul", [
+    (3, 1, 8, 5, (12, 16), True),    # 3x3 convs: the discriminator's and RRDBNet's head.
+    (3, 1, 6, 1, (12, 16), True),    # The discriminator's last conv (64 -> 1).
+    (4, 2, 5, 7, (12, 16), False),   # Its stride-2 4x4 convs keep autodiff.
 ])
-def test_gradients_match_pytorch_autograd(kernel_size, stride, cin, cout, size, col2im):
+def test_gradients_match_pytorch_autograd(kernel_size, stride, cin, cout, size, matmul):
   generator = torch.Generator().manual_seed(kernel_size * 10 + cout)
   x = torch.randn(2, cin, *size, generator=generator, dtype=torch.float64, requires_grad=True)
   weight = torch.randn(cout, cin, kernel_size, kernel_size, generator=generator,
@@ -29,8 +27,8 @@ def test_gradients_match_pytorch_autograd(kernel_size, stride, cin, cout, size, 
   to_nhwc = lambda t: jnp.asarray(t.detach().numpy().transpose(0, 2, 3, 1), jnp.float32)
   kernel = jnp.asarray(weight.detach().numpy().transpose(2, 3, 1, 0), jnp.float32)
   loss = lambda x, k: jnp.sum(conv_gradients.conv(x, k, stride, 1) * to_nhwc(tap))
-  assert jax.default_backend() == "cpu"  # The matmul gradients' path ...
-  assert (kernel.size >= x.numel()) == col2im  # ... with the input gradient by col2im or not.
+  assert jax.default_backend() == "cpu"  # The matmul kernel gradient's path where it applies.
+  assert conv_gradients.uses_matmul(to_nhwc(x).shape, kernel.shape, stride) == matmul
   x_grad, kernel_grad = jax.jit(jax.grad(loss, argnums=(0, 1)))(to_nhwc(x), kernel)
 
   expected_kernel = weight.grad.numpy().transpose(2, 3, 1, 0)
