@@ -114,6 +114,15 @@ def test_discriminator_train_mode_matches_pytorch_over_two_steps():
     variables = {**variables, **updates}
 
 
+def check_gradient(got, torch32, exact, name):
+  """`got` is as close to PyTorch's float64 gradient `exact` as PyTorch's own float32 `torch32`
+  (twice its error, plus 1e-6 of the gradient's scale)."""
+  exact = np.asarray(exact, np.float64)
+  torch_error = np.abs(np.asarray(torch32, np.float64) - exact).max()
+  error = np.abs(np.asarray(got, np.float64) - exact).max()
+  assert error <= 2 * torch_error + 1e-6 * np.abs(exact).max(), (name, error, torch_error)
+
+
 def test_discriminator_gradients_match_pytorch_autograd():
   """Every parameter's and the input's gradient in train mode (one power iteration, gradients
   through sigma), against PyTorch's autograd in float64, as close as PyTorch's float32 gets. On
@@ -143,18 +152,12 @@ def test_discriminator_gradients_match_pytorch_autograd():
 
   param_grads, input_grad = jax.jit(jax.grad(loss, argnums=(0, 1)))(variables["params"], nhwc(x))
 
-  def check(got, torch_value, exact_value, name):
-    exact_value = np.asarray(exact_value, np.float64)
-    torch_error = np.abs(np.asarray(torch_value, np.float64) - exact_value).max()
-    error = np.abs(np.asarray(got, np.float64) - exact_value).max()
-    assert error <= 2 * torch_error + 1e-6 * np.abs(exact_value).max(), (name, error, torch_error)
-
-  check(to_nchw(input_grad), torch32_input, exact_input, "input")
+  check_gradient(to_nchw(input_grad), torch32_input, exact_input, "input")
   for name, layer in param_grads.items():
-    check(layer["kernel"].transpose(3, 2, 0, 1), torch32[f"{name}.weight"],
+    check_gradient(layer["kernel"].transpose(3, 2, 0, 1), torch32[f"{name}.weight"],
           exact[f"{name}.weight"], name)
     if "bias" in layer:
-      check(layer["bias"], torch32[f"{name}.bias"], exact[f"{name}.bias"], f"{name}.bias")
+      check_gradient(layer["bias"], torch32[f"{name}.bias"], exact[f"{name}.bias"], f"{name}.bias")
   assert len(param_grads) == 10
 
 
@@ -232,18 +235,12 @@ def test_generator_gradients_match_pytorch_autograd(size):
   loss = lambda params, x: jnp.sum(module.apply({"params": params}, x) * nhwc(tap))
   param_grads, input_grad = jax.jit(jax.grad(loss, argnums=(0, 1)))(variables["params"], nhwc(x))
 
-  def check(got, torch32, exact, name):
-    exact = np.asarray(exact, np.float64)
-    torch_error = np.abs(np.asarray(torch32, np.float64) - exact).max()
-    error = np.abs(np.asarray(got, np.float64) - exact).max()
-    assert error <= 2 * torch_error + 1e-6 * np.abs(exact).max(), (name, error, torch_error)
-
-  check(to_nchw(input_grad), torch32_input, exact_input, "input")
+  check_gradient(to_nchw(input_grad), torch32_input, exact_input, "input")
   got = jax.tree.leaves_with_path(param_grads)
   assert len(got) == len(jax.tree.leaves(exact_params)) == len(net.state_dict())
   for (path, g), t32, exact in zip(got, jax.tree.leaves(torch32_params),
                                    jax.tree.leaves(exact_params)):
-    check(g, t32, exact, jax.tree_util.keystr(path))
+    check_gradient(g, t32, exact, jax.tree_util.keystr(path))
 
 
 def test_frozen_vgg19_input_gradient_matches_pytorch_autograd():
