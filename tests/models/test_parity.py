@@ -155,7 +155,7 @@ def test_discriminator_gradients_match_pytorch_autograd():
   check_gradient(to_nchw(input_grad), torch32_input, exact_input, "input")
   for name, layer in param_grads.items():
     check_gradient(layer["kernel"].transpose(3, 2, 0, 1), torch32[f"{name}.weight"],
-          exact[f"{name}.weight"], name)
+                   exact[f"{name}.weight"], name)
     if "bias" in layer:
       check_gradient(layer["bias"], torch32[f"{name}.bias"], exact[f"{name}.bias"], f"{name}.bias")
   assert len(param_grads) == 10
