@@ -43,14 +43,21 @@ def uses_matmul(x_shape, kernel_shape, stride: int) -> bool:
   return stride == 1 and n * h * w * kh * kw * cin <= PATCH_LIMIT
 
 
+def image_patches(x: jax.Array, kh: int, kw: int, padding: int) -> jax.Array:
+  """im2col of NHWC `x` for a stride-1 kh x kw conv with symmetric `padding`: (N, H', W',
+  kh * kw * C), the taps in HWIO order (the channels of tap (dy, dx) at (dy * kw + dx) * C)."""
+  _, height, width, _ = x.shape
+  out_h, out_w = height + 2 * padding - kh + 1, width + 2 * padding - kw + 1
+  padded = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  return jnp.concatenate([padded[:, dy:dy + out_h, dx:dx + out_w]
+                          for dy in range(kh) for dx in range(kw)], axis=-1)
+
+
 def kernel_gradient(x: jax.Array, out_grad: jax.Array, kernel_shape, padding: int) -> jax.Array:
   """The gradient of a stride-1 `_conv(x, kernel, 1, padding)`'s kernel for output gradient
   `out_grad`: (out x pixels) @ (pixels x taps*in), accumulated in float32."""
   kh, kw, cin, cout = kernel_shape
-  _, out_h, out_w, _ = out_grad.shape
-  padded = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  patches = jnp.concatenate([padded[:, dy:dy + out_h, dx:dx + out_w]
-                             for dy in range(kh) for dx in range(kw)], axis=-1)
+  patches = image_patches(x, kh, kw, padding)
   product = jax.lax.dot_general(out_grad.reshape(-1, cout), patches.reshape(-1, kh * kw * cin),
                                 (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
   return product.reshape(cout, kh, kw, cin).transpose(1, 2, 3, 0)

@@ -102,9 +102,7 @@ def _dense_kernel_gradients(stack, output_grads, in_widths):
   gradient is a slice (38 % more multiply-adds than the five separate products need).
   """
   n, h, w, channels = stack.shape
-  padded = jnp.pad(stack, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  patches = jnp.concatenate([padded[:, dy:dy + h, dx:dx + w, :]
-                             for dy in range(3) for dx in range(3)], axis=-1)
+  patches = conv_gradients.image_patches(stack, 3, 3, 1)
   grads = jnp.concatenate(output_grads, axis=-1).astype(stack.dtype)
   product = jnp.dot(grads.reshape(n * h * w, -1).T, patches.reshape(n * h * w, 9 * channels),
                     preferred_element_type=jnp.float32).reshape(-1, 3, 3, channels)
