@@ -348,8 +348,9 @@ def main(argv=None) -> int:
 
   # Before JAX's backends start (nothing has run on them yet): one CPU device per core, so
   # the windows of a batch run in parallel on CPU-only machines. No effect on GPUs and TPUs.
-  from jaxsr.infer import devices  # After argument checks: --help stays instant.
+  from jaxsr.infer import compilation_cache, devices  # After argument checks: --help stays instant.
   devices.use_cpu_cores()
+  compilation_cache.use_persistent_cache()  # The user's cache folder: compiled once per shape.
   from jaxsr.infer.upscaler import Upscaler
 
   try:

@@ -61,6 +61,8 @@ FUNCTION_LEVEL_IMPORTS = {
     ("jaxsr/upscale.py", "jaxsr.infer.devices"):
         "CLI: after the argument checks, so --help and usage errors stay instant; "
         "use_cpu_cores() then runs before the upscaler's modules load",
+    ("jaxsr/upscale.py", "jaxsr.infer.compilation_cache"):
+        "CLI: after the argument checks (it imports JAX), before anything compiles",
     ("jaxsr/upscale.py", "jaxsr.infer.upscaler"): _DEVICE_COUNT,
 }
 

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 from jaxsr.data import source_specs
 from jaxsr.evaluate import command, protocols
-from jaxsr.infer import devices
+from jaxsr.infer import compilation_cache, devices
 from jaxsr.models import precision
 
 
@@ -106,4 +106,5 @@ if __name__ == "__main__":
   # are computed on every core (a no-op on GPUs and TPUs). Here, not in main(): a process that
   # calls main() keeps the devices it chose.
   devices.use_cpu_cores()
+  compilation_cache.use_persistent_cache()  # The user's cache folder: compiled once per shape.
   sys.exit(main())

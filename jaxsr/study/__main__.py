@@ -19,6 +19,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxsr.infer import compilation_cache
 from jaxsr.train import sharding  # JAX is imported, not started: the device count is still open.
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.", lock_config=False)
@@ -37,12 +38,9 @@ def main(argv) -> int:
   study = _CONFIG.value
   sharding.use_cpu_cores(study.train.batch_size)
   # The arms differ in data and options, not in shapes, so they compile the same programs (train
-  # step, validation, evaluation): a cache in the workdir compiles each once for the whole study,
-  # and again not at all when an interrupted study resumes. A cache the user set up wins.
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update("jax_compilation_cache_dir",
-                      str(Path(_WORKDIR.value).absolute() / "xla_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  # step, validation, evaluation): with the cache each is compiled once for the whole study, and
+  # not at all when an interrupted study resumes. A cache the user set up wins.
+  compilation_cache.use_persistent_cache()
   # After the CPU device count is set: nothing these import may start JAX's backends first.
   from jaxsr.study import runner, writeup  # pylint: disable=import-outside-toplevel
 

@@ -12,6 +12,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxsr.infer import compilation_cache
 from jaxsr.train import sharding  # JAX is imported, not started: the device count is still open.
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
@@ -36,6 +37,8 @@ def main(argv):
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   else:  # One host: every CPU core gets a device (a no-op for the GPU/TPU backends).
     sharding.use_cpu_cores(_CONFIG.value.batch_size)
+  # A resumed or relaunched run loads the programs compiled before instead of compiling them.
+  compilation_cache.use_persistent_cache()
   try:
     trainer.train(_CONFIG.value, _WORKDIR.value)
   except (pretrained.PretrainedWeightsError, perceptual.PerceptualNetworkError) as e:

@@ -10,6 +10,8 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pydicom
@@ -22,6 +24,8 @@ from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian,
 
 from convert import torch_networks as tn
 from jaxsr import upscale as cli
+from jaxsr.infer import compilation_cache
+from tests.infer import test_compilation_cache as cache_test
 from tests.upscale import reference
 
 
@@ -434,3 +438,24 @@ def test_blend_with_dials_between_two_generators_as_numpy_blends_their_weights(m
     assert run("-i", path, "-o", tmp_path / "refused", "--model", dirs[2], *args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+
+
+def test_upscale_command_keeps_its_programs_in_the_user_cache(tmp_path, models):
+  _, dirs = models
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 256, (24, 20, 3), np.uint8)).save(tmp_path / "in.png")
+  folder = tmp_path / "xdg" / "jaxsr" / "xla" / compilation_cache.host_tag()
+  outputs = []
+  for attempt in range(2):
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxsr.upscale", "-i", str(tmp_path / "in.png"),
+         "-o", str(tmp_path / f"out{attempt}.png"), "--model", str(dirs[4])],
+        capture_output=True, text=True, cwd=cache_test.REPO, timeout=300,
+        env=cache_test.environment(tmp_path))
+    assert out.returncode == 0, out.stderr[-3000:]
+    outputs.append(np.asarray(Image.open(tmp_path / f"out{attempt}.png")))
+    if attempt == 0:
+      entries = cache_test.cache_entries(folder)
+      assert entries  # The network's program (and the small ones around it) were written.
+  assert cache_test.cache_entries(folder) == entries  # The second run compiled nothing new.
+  np.testing.assert_array_equal(outputs[0], outputs[1])
