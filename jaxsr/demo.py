@@ -24,6 +24,7 @@ from jaxsr import checkpoint
 from jaxsr import io as jio
 from jaxsr.convert import convert
 from jaxsr.data import bundled
+from jaxsr.infer import compilation_cache
 from jaxsr.infer.upscaler import Upscaler
 from jaxsr.train import pretrained  # The one place that knows where offline weights live.
 
@@ -82,6 +83,7 @@ def main(argv=None) -> int:
                       help="x4plus (RRDBNet) or compact (SRVGGNetCompact, realesr-animevideov3): "
                            "official weights that ship offline; or any jaxsr generator directory")
   args = parser.parse_args(argv)
+  compilation_cache.use_persistent_cache()  # A second demo loads x4plus's programs.
 
   if args.model in pretrained.OFFLINE_WEIGHTS:
     model_dir = args.workdir / "models" / args.model

@@ -8,8 +8,8 @@ by a program of ~40 random initialisers that takes 8 s to compile (threefry's bi
 compiles slowly on XLA's CPU backend), and a relaunched or resumed training run compiles its
 train step again (tens of seconds for x4plus).
 
-`python -m jaxsr.upscale`, `jaxsr.evaluate`, `jaxsr.train` and `jaxsr.study` keep their programs in
-the user's cache folder (`$XDG_CACHE_HOME/jaxsr/xla`, else `~/.cache/jaxsr/xla`), so a resumed or
+`python -m jaxsr.upscale`, `jaxsr.evaluate`, `jaxsr.train`, `jaxsr.study` and `jaxsr.demo` keep their
+programs in the user's cache folder (`$XDG_CACHE_HOME/jaxsr/xla`, else `~/.cache/jaxsr/xla`), so a resumed or
 relaunched run, another study arm or the next file's upscale compiles nothing that was compiled
 before with the same shapes. Each machine kind gets a folder of its own (`host_tag`): an XLA:CPU
 executable is machine code for the instruction set of the CPU that compiled it, and a home folder
