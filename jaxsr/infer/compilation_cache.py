@@ -4,16 +4,16 @@ is loaded, not compiled again, by the next command that needs it.
 Why: on CPUs, compiling is a large part of a short command. x4plus's forward for one input shape
 compiles in about 6 s: `python -m jaxsr.upscale` on a 96x96 PNG took 16.7 s the first time and
 9.7 s with the program cached (2-core Zen 3). A discriminator trained from scratch is initialised
-by a program of ~40 random initialisers that takes 8 s to compile (threefry's bit generator
-compiles slowly on XLA's CPU backend), and a relaunched or resumed training run compiles its
-train step again (tens of seconds for x4plus).
+by a program whose random initialisers (threefry's bit generator compiles slowly on XLA's CPU
+backend) take 8 s to compile, and a relaunched or resumed training run compiles its train step
+again (about a minute for x4plus on a 2-core CPU).
 
-`python -m jaxsr.upscale`, `jaxsr.evaluate`, `jaxsr.train`, `jaxsr.study` and `jaxsr.demo` keep their
-programs in the user's cache folder (`$XDG_CACHE_HOME/jaxsr/xla`, else `~/.cache/jaxsr/xla`), so a resumed or
-relaunched run, another study arm or the next file's upscale compiles nothing that was compiled
-before with the same shapes. Each machine kind gets a folder of its own (`host_tag`): an XLA:CPU
-executable is machine code for the instruction set of the CPU that compiled it, and a home folder
-shared by a cluster's nodes must not hand an AVX-512 program to an AVX2 node.
+`python -m jaxsr.upscale`, `jaxsr.evaluate`, `jaxsr.train`, `jaxsr.study` and `jaxsr.demo` keep
+their programs in the user's cache folder (`$XDG_CACHE_HOME/jaxsr/xla`, else `~/.cache/jaxsr/xla`),
+so a resumed or relaunched run, another study arm or the next file's upscale compiles nothing that
+was compiled before with the same shapes. Each machine kind gets a folder of its own (`host_tag`):
+an XLA:CPU executable is machine code for the instruction set of the CPU that compiled it, and a
+home folder shared by a cluster's nodes must not hand an AVX-512 program to an AVX2 node.
 
 What the user set up wins: with JAX_COMPILATION_CACHE_DIR (or `jax_compilation_cache_dir`) set,
 this changes nothing; `JAXSR_COMPILATION_CACHE=off` turns jaxsr's default off. A cache entry is
