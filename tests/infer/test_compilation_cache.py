@@ -36,6 +36,12 @@ print(json.dumps({"folder": folder and str(folder), "config": jax.config.jax_com
 """
 
 
+def numpy_result():
+  """What PROGRAM computes, by NumPy."""
+  x = np.arange(12, dtype=np.float32).reshape(3, 4) / 12
+  return np.tanh(x) @ x.T
+
+
 def environment(tmp_path, **extra):
   """The suite's environment without its JAX cache folder; the user cache under tmp_path; every
   program cached however fast it compiled (JAX skips those under a second by default)."""
@@ -65,8 +71,7 @@ def test_a_second_process_loads_what_the_first_compiled(tmp_path):
   second = run_program(tmp_path)
   assert second["hits"] == 1 and len(cache_entries(folder)) == 1
   # The loaded program computes what the compiled one did, and what NumPy does.
-  x = np.arange(12, dtype=np.float32).reshape(3, 4) / 12
-  np.testing.assert_allclose(second["y"], np.tanh(x) @ x.T, rtol=1e-6)
+  np.testing.assert_allclose(second["y"], numpy_result(), rtol=1e-6)
   assert second["y"] == first["y"]
 
 
@@ -84,8 +89,7 @@ def test_a_folder_that_cannot_be_created_warns_and_compiles_as_before(tmp_path):
   out = run_program(tmp_path, XDG_CACHE_HOME=str(tmp_path / "a_file"))
   assert out["folder"] is None and out["config"] is None
   assert len(out["warnings"]) == 1 and "no compilation cache" in out["warnings"][0]
-  x = np.arange(12, dtype=np.float32).reshape(3, 4) / 12
-  np.testing.assert_allclose(out["y"], np.tanh(x) @ x.T, rtol=1e-6)
+  np.testing.assert_allclose(out["y"], numpy_result(), rtol=1e-6)
 
 
 def test_each_instruction_set_gets_a_folder_of_its_own(monkeypatch):
